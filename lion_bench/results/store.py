@@ -1,0 +1,94 @@
+"""The local run store: one directory per run holding ``config.yaml``, ``metrics.jsonl`` and
+``run.json``. ``run.json`` is written atomically and is the source of truth for everything later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.yaml"
+TRACEBACK_FILE = "traceback.txt"
+
+STATUSES = ("finished", "diverged", "interrupted", "failed")
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf are not JSON: store them as null (a diverged loss) so every reader can parse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader sees the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, record: Mapping[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(record), indent=2, sort_keys=True) + "\n")
+
+
+def read_run(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``run.json``, or None when it is missing or unreadable."""
+    try:
+        return json.loads((Path(run_dir) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of ``metrics.jsonl``; a torn last line (a killed run) is dropped."""
+    rows = []
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+class MetricsWriter:
+    """Appends one JSON line per logged step and flushes it, so a crash loses at most one row."""
+
+    def __init__(self, run_dir: Path, append: bool = False):
+        self.path = Path(run_dir) / METRICS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a" if append else "w")
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        self._handle.write(json.dumps(_json_safe(row), sort_keys=True) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "MetricsWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,29 @@
+"""Tasks by config name (``task.name``)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from lion_bench.tasks.base import Task
+from lion_bench.tasks.quadratic import QuadraticTask
+from lion_bench.tasks.text import TextTask
+
+TASKS: dict[str, type[Task]] = {
+    "text": TextTask,
+    "quadratic": QuadraticTask,
+}
+
+
+def check_task_name(name: str) -> None:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+
+
+def build_task(cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device) -> Task:
+    check_task_name(cfg["name"])
+    return TASKS[cfg["name"]](cfg, batch_size=batch_size, seed=seed, device=device)
+
+
+__all__ = ["Task", "TASKS", "build_task", "check_task_name"]

@@ -1,0 +1,66 @@
+"""The small base every task builds on.
+
+A task owns its data and model and knows how to score the model. The training loop only calls:
+
+    task.build_model() -> nn.Module
+    task.train_batch() -> batch           (tensors on CPU; next batch of the seeded stream)
+    task.loss(model, batch) -> scalar     (mean loss in nats, or the task's unit)
+    task.evaluate(model) -> {"val_loss": ..., ...}   (deterministic, on the fixed held-out split)
+    task.units_per_batch(batch) -> int    (tokens for LMs, examples otherwise)
+    task.describe() -> dict               (data source and fingerprint, recorded in run.json)
+
+The data position is the state of ``self.generator``; ``state_dict`` and ``load_state_dict``
+carry it across checkpoints.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+Batch = tuple[Tensor, ...]
+
+
+class Task(ABC):
+    name: str = ""
+    # Name of the unit counted by ``units_per_batch`` ("tokens", "examples").
+    unit: str = "examples"
+
+    def __init__(self, cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device):
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @abstractmethod
+    def build_model(self) -> nn.Module: ...
+
+    @abstractmethod
+    def train_batch(self) -> Batch: ...
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor: ...
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+
+    def units_per_batch(self, batch: Batch) -> int:
+        return int(batch[0].shape[0])
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def to_device(self, batch: Batch) -> Batch:
+        return tuple(t.to(self.device, non_blocking=True) for t in batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,59 @@
+"""Byte corpora: local files or directories, or the embedded default built from the running
+Python's standard library sources (every install has them, so the default needs no download)."""
+
+from __future__ import annotations
+
+import hashlib
+import sysconfig
+from pathlib import Path
+
+# Directories of the stdlib tree that hold installed packages or generated files, not the stdlib.
+_SKIPPED_STDLIB_DIRS = {"site-packages", "dist-packages", "__pycache__"}
+
+
+def stdlib_files() -> list[Path]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = [
+        path
+        for path in root.rglob("*.py")
+        if not _SKIPPED_STDLIB_DIRS.intersection(path.relative_to(root).parts)
+    ]
+    return sorted(files, key=lambda path: path.relative_to(root).as_posix())
+
+
+def read_files(files: list[Path], max_bytes: int | None) -> bytes:
+    chunks, total = [], 0
+    for path in files:
+        data = path.read_bytes()
+        if max_bytes is not None and total + len(data) > max_bytes:
+            chunks.append(data[: max_bytes - total])
+            total = max_bytes
+            break
+        chunks.append(data)
+        total += len(data)
+    return b"".join(chunks)
+
+
+def embedded_corpus(max_bytes: int) -> tuple[bytes, str]:
+    """The standard library's ``.py`` sources in sorted path order, cut at ``max_bytes``."""
+    root = sysconfig.get_paths()["stdlib"]
+    return read_files(stdlib_files(), max_bytes), f"python-stdlib:{root}"
+
+
+def local_corpus(path: str | Path, max_bytes: int | None) -> tuple[bytes, str]:
+    """A file, or every file under a directory in sorted order."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"task.data.path={str(path)!r} does not exist. Point it at a text file or a directory of "
+            "files, or set task.data.path=null to use the embedded corpus (Python standard library sources)."
+        )
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    data = read_files(files, max_bytes)
+    if not data:
+        raise ValueError(f"task.data.path={str(path)!r} holds no bytes; point it at a non-empty file or directory")
+    return data, f"local:{path.resolve()}"
+
+
+def fingerprint(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

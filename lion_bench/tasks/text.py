@@ -1,0 +1,126 @@
+"""Byte-level language modeling (256 symbols) with a decoder-only transformer.
+
+Default data: the embedded corpus (Python standard library sources), so it runs offline.
+Loss is in nats per byte; bpc (bits per byte) = loss / ln 2.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from lion_bench.tasks.base import Batch, Task
+from lion_bench.tasks.corpus import embedded_corpus, fingerprint, local_corpus
+from lion_bench.tasks.transformer import ByteTransformer
+
+
+class ByteLMTask(Task):
+    """Shared machinery of byte-level LM tasks: random training windows, fixed eval windows."""
+
+    unit = "tokens"
+
+    def __init__(self, cfg, **kwargs):
+        super().__init__(cfg, **kwargs)
+        self.seq_len = int(cfg.model.seq_len)
+        train, val, self.source = self.load_splits()
+        if len(train) <= self.seq_len + 1 or len(val) <= self.seq_len + 1:
+            raise ValueError(
+                f"{self.name}: the data ({len(train)} train / {len(val)} val bytes) is too small for "
+                f"windows of seq_len={self.seq_len}; use more data or a smaller task.model.seq_len"
+            )
+        self.train_data = torch.frombuffer(bytearray(train), dtype=torch.uint8)
+        self.val_data = torch.frombuffer(bytearray(val), dtype=torch.uint8)
+        self.fingerprint = self.data_fingerprint(train, val)
+        num_windows = int(cfg.eval.num_windows)
+        last_start = len(self.val_data) - self.seq_len - 1
+        # Fixed, evenly spaced validation windows: the same bytes every evaluation.
+        self.val_starts = torch.linspace(0, last_start, min(num_windows, last_start + 1)).long()
+
+    @abstractmethod
+    def load_splits(self) -> tuple[bytes, bytes, str]:
+        """(train bytes, validation bytes, a description of the source)."""
+
+    def data_fingerprint(self, train: bytes, val: bytes) -> str:
+        return fingerprint(train + val)
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(self.seed)
+        model = self.cfg.model
+        return ByteTransformer(
+            seq_len=self.seq_len,
+            d_model=int(model.d_model),
+            n_layer=int(model.n_layer),
+            n_head=int(model.n_head),
+            dropout=float(model.get("dropout", 0.0)),
+        )
+
+    def _windows(self, data: Tensor, starts: Tensor) -> Batch:
+        offsets = starts[:, None] + torch.arange(self.seq_len + 1)
+        windows = data[offsets].long()
+        return windows[:, :-1], windows[:, 1:]
+
+    def train_batch(self) -> Batch:
+        high = len(self.train_data) - self.seq_len - 1
+        starts = torch.randint(0, high + 1, (self.batch_size,), generator=self.generator)
+        return self._windows(self.train_data, starts)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        inputs, targets = batch
+        logits = model(inputs)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+
+    def units_per_batch(self, batch: Batch) -> int:
+        return batch[0].numel()
+
+    @torch.no_grad()
+    def evaluate_windows(self, model: nn.Module, data: Tensor, starts: Tensor) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        total_loss, total_tokens = 0.0, 0
+        batch_size = int(self.cfg.eval.batch_size)
+        for chunk in starts.split(batch_size):
+            inputs, targets = self.to_device(self._windows(data, chunk))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                logits = model(inputs)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="sum")
+            total_loss += loss.item()
+            total_tokens += targets.numel()
+        model.train(was_training)
+        mean = total_loss / total_tokens
+        return {"val_loss": mean, "val_bpc": mean / math.log(2)}
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return self.evaluate_windows(model, self.val_data, self.val_starts)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "sha256": self.fingerprint,
+            "train_bytes": len(self.train_data),
+            "val_bytes": len(self.val_data),
+        }
+
+
+class TextTask(ByteLMTask):
+    """Byte LM on local text (``task.data.path``) or the embedded standard-library corpus."""
+
+    name = "text"
+
+    def load_splits(self) -> tuple[bytes, bytes, str]:
+        data_cfg = self.cfg.data
+        max_bytes = data_cfg.get("max_bytes")
+        max_bytes = int(max_bytes) if max_bytes is not None else None
+        if data_cfg.get("path"):
+            data, source = local_corpus(data_cfg.path, max_bytes)
+        else:
+            data, source = embedded_corpus(max_bytes or 4_000_000)
+        val_fraction = float(data_cfg.val_fraction)
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
+        split = int(len(data) * (1.0 - val_fraction))
+        return data[:split], data[split:], source

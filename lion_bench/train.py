@@ -1,0 +1,50 @@
+"""lion-bench: train one model with Lion or AdamW and record the result.
+
+    lion-bench                                       # Lion (lr = base.lr / 3) on the embedded corpus
+    lion-bench optimizer=adamw trainer.max_steps=20  # the AdamW baseline, 20 steps
+    lion-bench optimizer.lr_divisor=10 seed=1        # ratio space: Lion at AdamW's lr / 10
+    lion-bench task=quadratic device=cpu             # another task, device override
+    lion-bench -m optimizer=adamw,lion seed=0,1,2    # a Hydra multirun
+
+Each run's directory holds config.yaml, metrics.jsonl and run.json (see README).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from lion_bench.results.store import CONFIG_FILE, atomic_write_text
+from lion_bench.trainer import train
+
+
+def summary_line(record: dict) -> str:
+    hyper = record["hyperparameters"]
+    bpc = record.get("final_val_bpc")
+    metric = f"val bpc {bpc:.4f}" if isinstance(bpc, float) and math.isfinite(bpc) else ""
+    return (
+        f"[{record['status']}] {record['task']} {record['optimizer']} lr={hyper['lr']:.3g} "
+        f"(base/{hyper['lr_divisor']:g}) wd={hyper['weight_decay']:.3g} seed={record['seed']}: "
+        f"val loss {record['final_val_loss']:.4f} {metric} | {record['steps']} steps, "
+        f"{record['wall_time_s']:.1f} s, {record['tokens_per_s']:.0f} {record['unit']}/s"
+    )
+
+
+@hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    record = train(cfg, run_dir)
+    print(summary_line(record))
+    print(f"run record: {run_dir / 'run.json'}")
+    loss = record["final_val_loss"]
+    # Sweepers minimize the return value: a diverged run is infinitely bad, never NaN.
+    return loss if math.isfinite(loss) else math.inf
+
+
+if __name__ == "__main__":
+    main()
