@@ -1,0 +1,29 @@
+"""Loggers by name (``logger=none`` | ``logger=wandb``): where metrics go besides the local run store."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from omegaconf import DictConfig
+
+
+def _no_loggers(cfg: DictConfig) -> list[Any]:
+    return []
+
+
+def _wandb(cfg: DictConfig) -> list[Any]:
+    from lion_bench.results.wandb_logger import WandbLogger
+
+    return [WandbLogger(cfg)]
+
+
+LOGGERS: dict[str, Callable[[DictConfig], list[Any]]] = {"none": _no_loggers, "wandb": _wandb}
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    """The loggers that ``cfg.logger`` names, ready to pass to ``lion_bench.trainer.train``."""
+    logger = cfg.get("logger")
+    name = "none" if logger is None else logger.get("name", "none")
+    if name not in LOGGERS:
+        raise ValueError(f"unknown logger {name!r}; valid loggers: {', '.join(sorted(LOGGERS))}")
+    return LOGGERS[name](cfg)

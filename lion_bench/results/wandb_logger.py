@@ -1,0 +1,155 @@
+"""Mirror one run to Weights & Biases. The local run store is the source of truth: any W&B failure
+(missing package, no network, bad key, init timeout) becomes a warning and the run goes on without it.
+
+The W&B run starts at the first logged row, not at construction, so a run that fails its config checks
+never leaves a W&B run open; ``finish`` always closes it, so Hydra multirun jobs never share one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from lion_bench.sweeps.ratio import resolve_hyperparameters
+
+MODES = ("online", "offline", "disabled")
+DEFAULT_PROJECT = "lion-bench"
+
+# Scalars from run.json that go into the W&B summary (val_loss/val_bpc come from define_metric).
+SUMMARY_KEYS = (
+    "status", "trial_id", "final_val_loss", "final_val_bpc", "best_val_loss", "best_val_bpc",
+    "steps", "tokens", "tokens_per_s", "wall_time_s", "num_params", "initial_train_loss",
+)
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def run_name(task: str, hyperparameters: Mapping[str, Any], batch_size: int, seed: int) -> str:
+    """E.g. ``text lion lr/3 wd*3 b0.9,0.99 bs16 s0``: readable in the W&B run list."""
+    betas = ",".join(f"{beta:g}" for beta in hyperparameters["betas"])
+    return (
+        f"{task} {hyperparameters['optimizer']} lr/{hyperparameters['lr_divisor']:g} "
+        f"wd*{hyperparameters['wd_multiplier']:g} b{betas} bs{batch_size} s{seed}"
+    )
+
+
+def sweep_name(cfg: DictConfig) -> str | None:
+    sweep = cfg.get("sweep")
+    if sweep is None:
+        return None
+    return sweep.get("name") if isinstance(sweep, DictConfig) else str(sweep)
+
+
+def _default_dir() -> str | None:
+    if os.environ.get("WANDB_DIR"):
+        return os.environ["WANDB_DIR"]
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return HydraConfig.get().runtime.output_dir
+    except (ImportError, ValueError):
+        pass
+    return None
+
+
+def init_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """Everything ``wandb.init`` needs for this run; raises ValueError for a bad logger config."""
+    logger = cfg.logger
+    if "api_key" in logger or "key" in logger:
+        raise ValueError("logger.api_key is not supported: use `wandb login` or the WANDB_API_KEY variable")
+    mode = logger.get("mode") or os.environ.get("WANDB_MODE") or "online"
+    if mode not in MODES:
+        raise ValueError(f"logger.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    hyperparameters = resolve_hyperparameters(cfg.base, cfg.optimizer)
+    batch_size = int(cfg.trainer.batch_size) * int(cfg.trainer.grad_accum_steps)
+    directory = logger.get("dir") or _default_dir()
+    return {
+        "project": logger.get("project") or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
+        "entity": logger.get("entity") or os.environ.get("WANDB_ENTITY") or None,
+        "mode": mode,
+        "group": logger.get("group") or sweep_name(cfg),
+        "job_type": cfg.optimizer.name,
+        "tags": [str(tag) for tag in (logger.get("tags") or [])],
+        "name": run_name(cfg.task.name, hyperparameters, batch_size, int(cfg.seed)),
+        "config": {**OmegaConf.to_container(cfg, resolve=True), "hyperparameters": hyperparameters},
+        "dir": str(directory) if directory else None,
+        "init_timeout": float(logger.get("init_timeout", 60)),
+    }
+
+
+class WandbLogger:
+    """The ``Logger`` of lion_bench.trainer for W&B. Never raises out of ``log`` or ``finish``."""
+
+    def __init__(self, cfg: DictConfig):
+        self.kwargs = init_kwargs(cfg)
+        self.run = None
+        self.failed = False
+
+    def _warn(self, what: str, error: BaseException) -> None:
+        self.failed = True
+        warnings.warn(
+            f"W&B {what} failed ({type(error).__name__}: {error}); the run goes on, recorded locally only",
+            RuntimeWarning, stacklevel=3,
+        )
+
+    def _start(self) -> bool:
+        if self.run is not None or self.failed:
+            return self.run is not None
+        try:
+            import wandb
+        except ImportError as error:
+            self._warn("import (pip install 'lion-bench[wandb]')", error)
+            return False
+        kwargs = dict(self.kwargs)
+        settings = wandb.Settings(init_timeout=kwargs.pop("init_timeout"), reinit="finish_previous")
+        if kwargs["dir"]:
+            Path(kwargs["dir"]).mkdir(parents=True, exist_ok=True)
+        try:
+            self.run = wandb.init(settings=settings, **kwargs)
+            # The summary holds the minimum and the last evaluated value; non-finite values are never logged.
+            for metric in ("val_loss", "val_bpc"):
+                self.run.define_metric(metric, step_metric="step", summary="min,last")
+            self.run.define_metric("train_loss", step_metric="step", summary="min,last")
+        except Exception as error:  # wandb raises many types (CommError, UsageError, timeouts)
+            self._warn("init", error)
+            self.run = None
+        return self.run is not None
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self._start():
+            return
+        try:
+            values = {key: value for key, value in row.items()
+                      if not (isinstance(value, float) and not math.isfinite(value))}
+            self.run.log(values, step=int(row["step"]))
+        except Exception as error:
+            self._warn("log", error)
+
+    def finish(self, record: dict[str, Any]) -> None:
+        if not self._start():
+            return
+        try:
+            summary = {key: _finite_or_none(record.get(key)) for key in SUMMARY_KEYS}
+            # The whole record (minus the config, which is the run's W&B config) so the report can
+            # rebuild it from the public API.
+            summary["record"] = _finite_or_none({k: v for k, v in record.items() if k != "config"})
+            self.run.summary.update(summary)
+            self.run.finish(exit_code=0 if record.get("status") in ("finished", "diverged") else 1)
+        except Exception as error:
+            self._warn("finish", error)
+        finally:
+            self.run = None
