@@ -18,6 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from lion_bench.results.loggers import build_loggers
 from lion_bench.results.store import CONFIG_FILE, atomic_write_text
 from lion_bench.trainer import train
 
@@ -38,7 +39,7 @@ def summary_line(record: dict) -> str:
 def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-    record = train(cfg, run_dir)
+    record = train(cfg, run_dir, build_loggers(cfg))
     print(summary_line(record))
     print(f"run record: {run_dir / 'run.json'}")
     loss = record["final_val_loss"]
