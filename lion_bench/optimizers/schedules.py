@@ -19,18 +19,18 @@ def _warmup(step: int, warmup_steps: int) -> float:
 
 
 def cosine(step: int, *, total_steps: int, warmup_steps: int, final_fraction: float) -> float:
-    """Linear warmup, then cosine decay from 1 to ``final_fraction`` at ``total_steps``."""
+    """Linear warmup, then cosine decay from 1 to ``final_fraction`` at the last step."""
     if step < warmup_steps:
         return _warmup(step, warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps))
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def linear(step: int, *, total_steps: int, warmup_steps: int, final_fraction: float) -> float:
-    """Linear warmup, then linear decay from 1 to ``final_fraction`` at ``total_steps``."""
+    """Linear warmup, then linear decay from 1 to ``final_fraction`` at the last step."""
     if step < warmup_steps:
         return _warmup(step, warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps))
     return 1.0 - (1.0 - final_fraction) * progress
 
 

@@ -4,6 +4,7 @@ Python's standard library sources (every install has them, so the default needs 
 from __future__ import annotations
 
 import hashlib
+import os
 import sysconfig
 from pathlib import Path
 
@@ -13,11 +14,11 @@ _SKIPPED_STDLIB_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 
 def stdlib_files() -> list[Path]:
     root = Path(sysconfig.get_paths()["stdlib"])
-    files = [
-        path
-        for path in root.rglob("*.py")
-        if not _SKIPPED_STDLIB_DIRS.intersection(path.relative_to(root).parts)
-    ]
+    files = []
+    for directory, subdirectories, names in os.walk(root):
+        # Prune in place so os.walk never descends into installed packages.
+        subdirectories[:] = [name for name in subdirectories if name not in _SKIPPED_STDLIB_DIRS]
+        files.extend(Path(directory, name) for name in names if name.endswith(".py"))
     return sorted(files, key=lambda path: path.relative_to(root).as_posix())
 
 

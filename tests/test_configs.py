@@ -1,0 +1,32 @@
+"""Every option of every config group composes and resolves."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import compose_config
+
+CONFIG_ROOT = files("lion_bench.configs")
+GROUPS = ("optimizer", "task", "trainer", "logger")
+
+
+def options(group: str) -> list[str]:
+    return sorted(entry.name.removesuffix(".yaml") for entry in CONFIG_ROOT.joinpath(group).iterdir()
+                  if entry.name.endswith(".yaml"))
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_group_option_composes(group, option):
+    cfg = compose_config([f"{group}={option}"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved[group]["name"] if group != "trainer" else resolved["trainer"]["max_steps"] >= 1
+    assert resolved["base"]["lr"] > 0
+
+
+def test_defaults_are_lion_on_text():
+    cfg = compose_config()
+    assert cfg.optimizer.name == "lion" and cfg.task.name == "text"
+    assert cfg.base.lr == cfg.task.base_lr

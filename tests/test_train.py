@@ -1,0 +1,140 @@
+"""The training loop and the lion-bench command: smoke runs, run records, divergence, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY_TEXT, compose_config
+from lion_bench.results.store import read_metrics, read_run
+from lion_bench.trainer import train
+
+RECORD_KEYS = {
+    "status", "trial_id", "optimizer", "hyperparameters", "final_val_loss", "best_val_loss", "steps", "tokens",
+    "wall_time_s", "tokens_per_s", "peak_memory_bytes", "optimizer_state_bytes", "device_name", "torch_version",
+    "triton_version", "git_sha", "config", "data", "seed",
+}
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "lion"])
+def test_text_task_val_loss_drops(tmp_path, optimizer):
+    cfg = compose_config([f"optimizer={optimizer}", "trainer.max_steps=40", "trainer.eval_every=20", *TINY_TEXT])
+    record = train(cfg, tmp_path)
+    assert record["status"] == "finished"
+    assert RECORD_KEYS <= set(record)
+    rows = read_metrics(tmp_path)
+    evals = [row["val_loss"] for row in rows if "val_loss" in row]
+    assert len(evals) == 2
+    assert evals[-1] < evals[0] and record["final_val_loss"] < math.log(256)
+    assert record["final_val_bpc"] == pytest.approx(record["final_val_loss"] / math.log(2))
+    assert record["data"]["source"].startswith("python-stdlib:") and len(record["data"]["sha256"]) == 64
+    assert read_run(tmp_path)["trial_id"] == record["trial_id"]
+    assert {"step", "tokens", "train_loss", "lr", "elapsed_s"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "lion"])
+def test_quadratic_task_loss_drops(tmp_path, optimizer):
+    cfg = compose_config([f"optimizer={optimizer}", "task=quadratic", "trainer.max_steps=100", "trainer.progress=false"])
+    record = train(cfg, tmp_path)
+    assert record["status"] == "finished"
+    assert record["final_val_loss"] < 0.5 * record["initial_train_loss"]
+
+
+def test_ratio_space_resolves_lion_lr_and_wd(tmp_path):
+    cfg = compose_config(
+        ["task=quadratic", "base.lr=0.03", "base.weight_decay=0.2", "optimizer.lr_divisor=10",
+         "optimizer.wd_multiplier=5", "trainer.max_steps=2", "trainer.progress=false"]
+    )
+    hyper = train(cfg, tmp_path)["hyperparameters"]
+    assert hyper["lr"] == pytest.approx(0.003) and hyper["weight_decay"] == pytest.approx(1.0)
+    assert hyper["lr_divisor"] == 10 and hyper["wd_multiplier"] == 5 and hyper["base_lr"] == 0.03
+
+
+def test_same_seed_same_result_on_cpu(tmp_path):
+    overrides = ["trainer.max_steps=10", "trainer.eval_every=10", *TINY_TEXT]
+    first = train(compose_config(overrides), tmp_path / "a")
+    second = train(compose_config(overrides), tmp_path / "b")
+    assert first["final_val_loss"] == second["final_val_loss"]
+    assert first["trial_id"] == second["trial_id"]
+    assert train(compose_config([*overrides, "seed=1"]), tmp_path / "c")["trial_id"] != first["trial_id"]
+
+
+def test_gradient_accumulation_counts_tokens(tmp_path):
+    cfg = compose_config(["trainer.max_steps=3", "trainer.grad_accum_steps=2", *TINY_TEXT])
+    record = train(cfg, tmp_path)
+    assert record["tokens"] == 3 * 2 * 8 * 32
+    assert record["batch_size"] == 16
+
+
+def test_divergence_is_a_result(tmp_path):
+    cfg = compose_config(["optimizer=adamw", "base.lr=50", "trainer.grad_clip=0", "trainer.max_steps=60", *TINY_TEXT])
+    record = train(cfg, tmp_path)
+    assert record["status"] == "diverged"
+    assert "divergence" in record and record["steps"] < 60
+    assert read_run(tmp_path)["status"] == "diverged"
+
+
+def test_interrupt_flushes_record(tmp_path):
+    class InterruptAt:
+        def log(self, row):
+            if row["step"] >= 3:
+                raise KeyboardInterrupt
+
+        def finish(self, record):
+            pass
+
+    cfg = compose_config(["task=quadratic", "trainer.max_steps=50", "trainer.log_every=1", "trainer.progress=false"])
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path, loggers=[InterruptAt()])
+    record = read_run(tmp_path)
+    assert record["status"] == "interrupted" and record["steps"] == 3
+    assert [row["step"] for row in read_metrics(tmp_path)] == [1, 2, 3]
+
+
+def run_cli(tmp_path, *overrides):
+    return subprocess.run(
+        [sys.executable, "-m", "lion_bench.train", f"output_root={tmp_path}", "trainer.progress=false", *overrides],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["lion", "adamw"])
+def test_cli_default_task_writes_finished_record(tmp_path, optimizer):
+    result = run_cli(tmp_path, f"optimizer={optimizer}", "trainer.max_steps=20")
+    assert result.returncode == 0, result.stderr
+    [run_file] = list(tmp_path.glob("**/run.json"))
+    record = json.loads(run_file.read_text())
+    assert record["status"] == "finished" and record["steps"] == 20
+    assert math.isfinite(record["final_val_loss"]) and math.isfinite(record["final_val_bpc"])
+    assert record["optimizer"] == optimizer
+    assert "[finished]" in result.stdout and "val bpc" in result.stdout
+    assert (run_file.parent / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optimizer.name=sgd"], "unknown optimizer 'sgd'; valid optimizers: adamw, lion"),
+        (["base.lr=0"], "base.lr must be a finite number > 0, got 0"),
+        (["optimizer.betas=[1.2,0.9]"], "optimizer.betas must be two numbers in [0, 1), got [1.2, 0.9]"),
+        (["optimizer.lr_divisor=0"], "optimizer.lr_divisor must be > 0"),
+        (["task.data.path=/nonexistent/corpus.txt"], "task.data.path='/nonexistent/corpus.txt' does not exist"),
+        (["task.name=vision"], "unknown task 'vision'; valid tasks:"),
+        (["trainer.schedule.name=step"], "unknown lr schedule 'step'; valid schedules: cosine"),
+    ],
+)
+def test_cli_bad_input_fails_before_training_with_clear_message(tmp_path, overrides, message):
+    result = run_cli(tmp_path, *overrides)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert not list(tmp_path.glob("**/run.json")) and not list(tmp_path.glob("**/metrics.jsonl"))
+
+
+def test_unknown_config_group_option_lists_choices(tmp_path):
+    result = run_cli(tmp_path, "optimizer=sgd")
+    assert result.returncode != 0
+    assert "Could not find 'optimizer/sgd'" in result.stderr and "adamw" in result.stderr and "lion" in result.stderr
