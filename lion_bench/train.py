@@ -5,6 +5,7 @@
     lion-bench optimizer.lr_divisor=10 seed=1        # ratio space: Lion at AdamW's lr / 10
     lion-bench task=quadratic device=cpu             # another task, device override
     lion-bench -m optimizer=adamw,lion seed=0,1,2    # a Hydra multirun
+    lion-bench -m sweep=lr_ratio                     # a preset sweep (configs/sweep/); rerun to resume it
 
 Each run's directory holds config.yaml, metrics.jsonl and run.json (see README).
 """
@@ -16,10 +17,12 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lion_bench.results.loggers import build_loggers
 from lion_bench.results.store import CONFIG_FILE, atomic_write_text
+from lion_bench.sweeps.resume import objective, run_trial
 from lion_bench.trainer import train
 
 
@@ -37,14 +40,20 @@ def summary_line(record: dict) -> str:
 
 @hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-    record = train(cfg, run_dir, build_loggers(cfg))
-    print(summary_line(record))
-    print(f"run record: {run_dir / 'run.json'}")
-    loss = record["final_val_loss"]
-    # Sweepers minimize the return value: a diverged run is infinitely bad, never NaN.
-    return loss if math.isfinite(loss) else math.inf
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+
+    def run() -> dict:
+        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        record = train(cfg, run_dir, build_loggers(cfg))
+        print(summary_line(record))
+        print(f"run record: {run_dir / 'run.json'}")
+        return record
+
+    if hydra_config.mode == RunMode.MULTIRUN:
+        # A sweep trial: skipped if done, resumed from its checkpoint if not, failures recorded, not raised.
+        return run_trial(run_dir, run)
+    return objective(run())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Trial identity: a short hash of everything that can change a run's result."""
+"""Trial identity: a short hash of everything that can change a run's result.
+
+In a sweep the trial id names the run's directory (``hydra.sweep.subdir: ${trial_dir:}``), so the
+same trial lands in the same place every time the sweep runs, and a rerun finds what it left.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from omegaconf import DictConfig, OmegaConf
+
 # Top-level config keys that say where or how a run is reported, not what it computes.
-NON_RESULT_KEYS = ("logger", "output_root", "hydra", "sweep")
-NON_RESULT_TRAINER_KEYS = ("progress",)
+NON_RESULT_KEYS = ("logger", "output_root", "hydra", "sweep", "arm")
+# checkpoint_every: a resumed run ends exactly where an uninterrupted one does.
+NON_RESULT_TRAINER_KEYS = ("progress", "checkpoint_every")
 
 
 def trial_id(resolved_config: Mapping[str, Any]) -> str:
@@ -19,3 +26,17 @@ def trial_id(resolved_config: Mapping[str, Any]) -> str:
         config["trainer"] = {k: v for k, v in trainer.items() if k not in NON_RESULT_TRAINER_KEYS}
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def trial_dir_name(_root_: DictConfig) -> str:
+    """``<arm or optimizer>_seed<seed>_<trial id>``, from the job's config (the hydra node aside,
+    as the task function sees it, so the name's id is the one in run.json)."""
+    job = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
+    resolved = OmegaConf.to_container(job, resolve=True)
+    label = resolved.get("arm") or resolved["optimizer"]["name"]
+    return f"{label}_seed{resolved['seed']}_{trial_id(resolved)}"
+
+
+# Registered on import rather than in the entry point: Ray workers unpickle the task function and
+# import the modules it uses (this one among them), never lion_bench.train itself.
+OmegaConf.register_new_resolver("trial_dir", trial_dir_name, replace=True)
