@@ -7,12 +7,20 @@ from typing import Any, Mapping
 import torch
 
 from lion_bench.tasks.base import Task
+from lion_bench.tasks.enwik8 import Enwik8Task
+from lion_bench.tasks.image import ImageTask
+from lion_bench.tasks.lstm_conv import LSTMConvTask
+from lion_bench.tasks.mlp import MLPTask
 from lion_bench.tasks.quadratic import QuadraticTask
 from lion_bench.tasks.text import TextTask
 
 TASKS: dict[str, type[Task]] = {
     "text": TextTask,
     "quadratic": QuadraticTask,
+    "enwik8": Enwik8Task,
+    "image": ImageTask,
+    "mlp": MLPTask,
+    "lstm_conv": LSTMConvTask,
 }
 
 

@@ -22,6 +22,8 @@ class ByteLMTask(Task):
     """Shared machinery of byte-level LM tasks: random training windows, fixed eval windows."""
 
     unit = "tokens"
+    # The held-out test split, for tasks that have one (set by ``load_splits``).
+    test_data: Tensor | None = None
 
     def __init__(self, cfg, **kwargs):
         super().__init__(cfg, **kwargs)
@@ -39,6 +41,7 @@ class ByteLMTask(Task):
         last_start = len(self.val_data) - self.seq_len - 1
         # Fixed, evenly spaced validation windows: the same bytes every evaluation.
         self.val_starts = torch.linspace(0, last_start, min(num_windows, last_start + 1)).long()
+        self.final_mode()
 
     @abstractmethod
     def load_splits(self) -> tuple[bytes, bytes, str]:
@@ -77,24 +80,74 @@ class ByteLMTask(Task):
         return batch[0].numel()
 
     @torch.no_grad()
-    def evaluate_windows(self, model: nn.Module, data: Tensor, starts: Tensor) -> dict[str, float]:
+    def _sum_loss(self, model: nn.Module, data: Tensor, starts: Tensor, first_scored: Tensor) -> tuple[float, int]:
+        """Summed loss (nats) over each window's targets from position ``first_scored[i]`` on."""
         was_training = model.training
         model.eval()
         total_loss, total_tokens = 0.0, 0
         batch_size = int(self.cfg.eval.batch_size)
-        for chunk in starts.split(batch_size):
+        for chunk, first in zip(starts.split(batch_size), first_scored.split(batch_size)):
             inputs, targets = self.to_device(self._windows(data, chunk))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = model(inputs)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="sum")
-            total_loss += loss.item()
-            total_tokens += targets.numel()
+            losses = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (batch, seq)
+            scored = torch.arange(self.seq_len, device=losses.device) >= first.to(losses.device)[:, None]
+            total_loss += losses[scored].sum().item()
+            total_tokens += int(scored.sum().item())
         model.train(was_training)
+        return total_loss, total_tokens
+
+    def evaluate_windows(self, model: nn.Module, data: Tensor, starts: Tensor) -> dict[str, float]:
+        total_loss, total_tokens = self._sum_loss(model, data, starts, torch.zeros_like(starts))
         mean = total_loss / total_tokens
         return {"val_loss": mean, "val_bpc": mean / math.log(2)}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return self.evaluate_windows(model, self.val_data, self.val_starts)
+
+    def full_split_windows(self, num_bytes: int, stride: int) -> tuple[Tensor, Tensor]:
+        """Windows that score every byte of a split after its first exactly once.
+
+        Window i reads bytes [s_i, s_i + seq_len) and predicts [s_i + 1, s_i + seq_len + 1); starts
+        step by ``stride`` (plus one final window flush with the end), and each window scores only
+        the targets no earlier window scored, so every scored byte after the first window sees at
+        least ``seq_len - stride`` bytes of context. Returns (starts, first scored position).
+        """
+        if not 1 <= stride <= self.seq_len:
+            raise ValueError(f"task.eval.stride must be in [1, seq_len={self.seq_len}], got {stride}")
+        last_start = num_bytes - self.seq_len - 1
+        starts = torch.arange(0, last_start + 1, stride)
+        if starts[-1] != last_start:
+            starts = torch.cat([starts, torch.tensor([last_start])])
+        scored_until = torch.cat([torch.tensor([1]), starts[:-1] + self.seq_len + 1])
+        return starts, (scored_until - starts - 1).clamp(min=0)
+
+    def evaluate_full(self, model: nn.Module, data: Tensor, split: str) -> dict[str, float]:
+        """Loss and bpc over every byte of ``data`` (after the first): batched and deterministic."""
+        stride = int(self.cfg.eval.get("stride") or self.seq_len)
+        starts, first_scored = self.full_split_windows(len(data), stride)
+        total_loss, total_tokens = self._sum_loss(model, data, starts, first_scored)
+        assert total_tokens == len(data) - 1, (total_tokens, len(data))
+        mean = total_loss / total_tokens
+        return {f"{split}_loss": mean, f"{split}_bpc": mean / math.log(2), f"{split}_bytes": total_tokens}
+
+    def final_evaluate(self, model: nn.Module) -> dict[str, float]:
+        """``task.eval.final``: sample (the fixed windows of ``evaluate``), full_valid (every
+        validation byte: keys full_val_*), or full_test (every test byte, where the task has a
+        test split: keys test_*)."""
+        final = self.final_mode()
+        if final == "full_valid":
+            return self.evaluate_full(model, self.val_data, "full_val")
+        if final == "full_test":
+            return self.evaluate_full(model, self.test_data, "test")
+        return self.evaluate(model)
+
+    def final_mode(self) -> str:
+        final = self.cfg.eval.get("final") or "sample"
+        valid = ("sample", "full_valid") + (("full_test",) if self.test_data is not None else ())
+        if final not in valid:
+            raise ValueError(f"{self.name}: task.eval.final={final!r} is not one of: {', '.join(valid)}")
+        return final
 
     def describe(self) -> dict:
         return {

@@ -1,0 +1,96 @@
+"""Image classification with a small CNN. Metric: validation cross-entropy (nats) and accuracy.
+
+Data (``task.data.source``):
+- ``digits`` (default, offline): scikit-learn's 1,797 handwritten digits, 8x8 grey, 10 classes
+  (the UCI optical digits test set; it ships inside scikit-learn).
+- ``cifar10`` (online the first time): the CIFAR-10 training split (50,000 32x32 colour images,
+  10 classes) from the Hugging Face Hub through ``datasets`` (``pip install 'lion-bench[data]'``).
+
+Either way a fixed ``task.data.val_fraction`` of the images (the same for every seed) is held out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lion_bench.tasks.supervised import ArrayTask, load_sklearn_dataset, split_train_val
+
+IMAGE_SOURCES = ("digits", "cifar10")
+CIFAR10_HUB_ID = "uoft-cs/cifar10"
+
+
+def load_digits_images() -> tuple[Tensor, Tensor]:
+    x, y = load_sklearn_dataset("digits")
+    return x.view(-1, 1, 8, 8) / 16.0, y  # grey levels 0..16
+
+
+def load_cifar10_images() -> tuple[Tensor, Tensor]:
+    try:
+        import datasets
+    except ImportError as missing:
+        raise ImportError(
+            "task.data.source=cifar10 loads CIFAR-10 through Hugging Face datasets, which is not installed: "
+            "pip install 'lion-bench[data]' (or pip install datasets). Offline, use task.data.source=digits."
+        ) from missing
+    try:
+        train = datasets.load_dataset(CIFAR10_HUB_ID, split="train")
+    except Exception as reason:  # noqa: BLE001 - datasets raises many kinds; all mean "could not get it"
+        raise RuntimeError(
+            f"could not load CIFAR-10 ({CIFAR10_HUB_ID}) from the Hugging Face Hub: {reason}\n"
+            "It needs network access the first time (then it is cached under ~/.cache/huggingface). "
+            "Offline, use task.data.source=digits."
+        ) from reason
+    images = np.stack([np.asarray(image.convert("RGB")) for image in train["img"]])  # (n, 32, 32, 3) uint8
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    return x, torch.as_tensor(train["label"], dtype=torch.int64)
+
+
+class SmallCNN(nn.Module):
+    """Stages of two 3x3 conv + ReLU and a 2x2 max-pool, then a 2x2 average pool and a linear head."""
+
+    def __init__(self, in_channels: int, channels: list[int], num_classes: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in channels:
+            layers += [
+                nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            in_channels = width
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.head = nn.Linear(4 * in_channels, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:  # (batch, channels, height, width) -> (batch, classes)
+        return self.head(self.features(images))
+
+
+class ImageTask(ArrayTask):
+    name = "image"
+
+    def load_data(self):
+        data_cfg = self.cfg.data
+        source = data_cfg.source
+        if source == "digits":
+            x, y = load_digits_images()
+            description = "sklearn:load_digits"
+        elif source == "cifar10":
+            x, y = load_cifar10_images()
+            description = f"hf:{CIFAR10_HUB_ID}:train"
+        else:
+            raise ValueError(f"unknown task.data.source {source!r}; valid: {', '.join(IMAGE_SOURCES)}")
+        train_x, train_y, val_x, val_y = split_train_val(x, y, float(data_cfg.val_fraction), int(data_cfg.split_seed))
+        # Normalize each channel with training statistics only.
+        mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
+        std = train_x.std(dim=(0, 2, 3), keepdim=True)
+        return (train_x - mean) / std, train_y, (val_x - mean) / std, val_y, description
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(self.seed)
+        num_classes = int(torch.cat([self.train_y, self.val_y]).max()) + 1
+        channels = [int(width) for width in self.cfg.model.channels]
+        if not channels or min(channels) < 1:
+            raise ValueError(f"task.model.channels must be a non-empty list of positive widths, got {channels}")
+        return SmallCNN(self.train_x.shape[1], channels, num_classes)

@@ -1,0 +1,85 @@
+"""A feedforward MLP (Linear + activation, repeated).
+
+Data (``task.data.source``):
+- ``teacher`` (default, synthetic): regression onto a fixed random two-layer tanh network
+  ("teacher") plus Gaussian noise; fresh training examples every step, a fixed validation set.
+  Metric: validation mean squared error; its floor is ``task.data.noise ** 2``.
+- ``breast_cancer``, ``wine``, ``digits``: tabular classification sets that ship inside
+  scikit-learn (569 x 30 features, 2 classes; 178 x 13, 3 classes; 1,797 x 64, 10 classes);
+  features standardized with training statistics. Metric: validation cross-entropy and accuracy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lion_bench.tasks.base import Batch
+from lion_bench.tasks.supervised import SKLEARN_DATASETS, ArrayTask, load_sklearn_dataset, split_train_val
+
+MLP_SOURCES = ("teacher",) + SKLEARN_DATASETS
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+class Teacher:
+    """y = W2 tanh(W1 x) / sqrt(hidden) + noise, with x ~ N(0, I) and fixed Gaussian W1, W2."""
+
+    def __init__(self, input_dim: int, hidden: int, output_dim: int, noise: float, generator: torch.Generator):
+        self.first = torch.randn(hidden, input_dim, generator=generator) / input_dim**0.5
+        self.second = torch.randn(output_dim, hidden, generator=generator) / hidden**0.5
+        self.noise = noise
+
+    def sample(self, count: int, generator: torch.Generator) -> Batch:
+        x = torch.randn(count, self.first.shape[1], generator=generator)
+        y = torch.tanh(x @ self.first.T) @ self.second.T
+        return x, y + self.noise * torch.randn(y.shape, generator=generator)
+
+
+class MLPTask(ArrayTask):
+    name = "mlp"
+
+    def load_data(self):
+        data_cfg = self.cfg.data
+        source = data_cfg.source
+        self.teacher = None
+        if source == "teacher":
+            # The teacher and the validation set come from their own seed, never the run's stream.
+            problem = torch.Generator().manual_seed(int(data_cfg.problem_seed))
+            self.teacher = Teacher(
+                int(data_cfg.input_dim), int(data_cfg.teacher_hidden), int(data_cfg.output_dim),
+                float(data_cfg.noise), problem,
+            )
+            val_x, val_y = self.teacher.sample(int(data_cfg.num_val), problem)
+            # Training examples are drawn fresh each step (train_batch); the train tensors stay empty.
+            return val_x[:0], val_y[:0], val_x, val_y, "synthetic:teacher"
+        if source not in SKLEARN_DATASETS:
+            raise ValueError(f"unknown task.data.source {source!r}; valid: {', '.join(MLP_SOURCES)}")
+        x, y = load_sklearn_dataset(source)
+        train_x, train_y, val_x, val_y = split_train_val(x, y, float(data_cfg.val_fraction), int(data_cfg.split_seed))
+        mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp(min=1e-6)  # digits has constant pixels
+        return (train_x - mean) / std, train_y, (val_x - mean) / std, val_y, f"sklearn:load_{source}"
+
+    def train_batch(self) -> Batch:
+        if self.teacher is not None:
+            return self.teacher.sample(self.batch_size, self.generator)
+        return super().train_batch()
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(self.seed)
+        model_cfg = self.cfg.model
+        if model_cfg.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown task.model.activation {model_cfg.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        widths = [self.val_x.shape[1]] + [int(width) for width in model_cfg.hidden]
+        if min(widths) < 1:
+            raise ValueError(f"task.model.hidden must hold positive widths, got {list(model_cfg.hidden)}")
+        outputs = self.val_y.shape[1] if self.teacher is not None else int(torch.cat([self.train_y, self.val_y]).max()) + 1
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[model_cfg.activation]()]
+        return nn.Sequential(*layers, nn.Linear(widths[-1], outputs))
+
+    def describe(self) -> dict:
+        description = super().describe()
+        if self.teacher is not None:
+            description["num_train"] = "fresh samples each step"
+        return description
