@@ -1,0 +1,307 @@
+"""Lion's fused Triton kernel against the torch impl and an fp32 reference.
+
+On CUDA the kernel runs compiled; without CUDA it runs through Triton's interpreter (conftest.py
+beside this sets TRITON_INTERPRET=1 before the kernel module is imported), so sizes stay modest.
+
+Bounds used below:
+- fp32 params: momentum equal to the torch impl within 1e-6 relative (fma placement may differ
+  by an ulp). Params equal within 1e-6 relative, except elements whose sign(c) flipped because
+  |c| was within rounding of 0: at most 1 per 10,000 elements (and 1 in any case), each off by
+  at most 2 * lr per step.
+- bf16 storage (params or momentum): against the same math in fp32 rounded to bf16 after each
+  step, within 1 bf16 ulp (relative 2**-7) elementwise, except the same bounded count of sign
+  flips in the params (bf16 momentum and grads cancel to |c| ~ 0 more often).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from lion_bench import Lion  # noqa: E402
+from lion_bench.optimizers.lion import lion_update_torch  # noqa: E402
+from lion_bench.optimizers.lion_triton import lion_update_triton  # noqa: E402
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+LR = 1e-3
+FLIPS_PER_ELEMENT = 1e-4
+BF16_RTOL = 2.0**-7
+
+# ~50 tensors of assorted shapes: a zero-size one, blocks that end exactly, odd tails.
+MIXED_SHAPES = [(1,), (1023,), (0,), (4096,), (4097,), (3, 5, 7), (64, 33), (8191,)] + [
+    (7 * k + 1, k % 5 + 1) for k in range(42)
+]
+
+
+def make_params(shapes, seed=0, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(s, generator=generator).to(DEVICE, dtype)) for s in shapes]
+
+
+def set_grads(params, seed):
+    generator = torch.Generator().manual_seed(seed)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=generator).to(DEVICE, p.dtype)
+    params[0].grad.zero_()  # with zero momentum: c = 0 exactly, sign(0) = 0
+
+
+def clone_params(params):
+    return [torch.nn.Parameter(p.detach().clone()) for p in params]
+
+
+def count_sign_flips(actual, expected, *, rtol, atol, lr):
+    """Elements outside rtol/atol; each may only be a flipped sign(c): off by at most 2 lr (+ rounding)."""
+    difference = (actual.detach().double() - expected.detach().double()).abs()
+    tolerance = rtol * expected.detach().double().abs() + atol
+    outside = difference > tolerance
+    if outside.any():
+        assert float(difference[outside].max()) <= 2 * lr + 2 * float(tolerance[outside].max())
+    return int(outside.sum())
+
+
+def assert_params_match(candidate, reference, num_steps, lr=LR):
+    """Equal within fp32 rounding, except a bounded count of sign flips."""
+    num_elements = sum(p.numel() for p in reference)
+    num_flips = sum(
+        count_sign_flips(p, p_ref, rtol=1e-6, atol=1e-7, lr=lr * num_steps) for p, p_ref in zip(candidate, reference)
+    )
+    assert num_flips <= max(1, FLIPS_PER_ELEMENT * num_elements), f"{num_flips} elements differ"
+
+
+def assert_state_match(candidate_opt, candidate, reference_opt, reference):
+    for p, p_ref in zip(candidate, reference):
+        torch.testing.assert_close(
+            candidate_opt.state[p]["exp_avg"], reference_opt.state[p_ref]["exp_avg"], rtol=1e-6, atol=1e-7
+        )
+
+
+def run(impl, params, num_steps, first_seed=100, **kwargs):
+    optimizer = Lion(params, impl=impl, **kwargs)
+    for step in range(num_steps):
+        set_grads([p for group in optimizer.param_groups for p in group["params"]], seed=first_seed + step)
+        optimizer.step()
+    return optimizer
+
+
+CONFIGS = {
+    "plain": dict(lr=LR),
+    "wd": dict(lr=LR, weight_decay=0.5),
+    "decoupled_wd": dict(lr=LR, weight_decay=1e-4, decoupled_weight_decay=True),
+    "cautious_wd": dict(lr=LR, weight_decay=0.5, cautious=True, betas=(0.95, 0.98)),
+}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_matches_torch_impl_on_mixed_shapes(config):
+    reference = make_params(MIXED_SHAPES)
+    candidate = clone_params(reference)
+    reference_opt = run("torch", reference, num_steps=3, **CONFIGS[config])
+    candidate_opt = run("triton", candidate, num_steps=3, **CONFIGS[config])
+    assert_params_match(candidate, reference, num_steps=3)
+    assert_state_match(candidate_opt, candidate, reference_opt, reference)
+
+
+@pytest.mark.parametrize("cautious", [False, True])
+def test_matches_torch_impl_on_a_large_odd_matrix(cautious):
+    reference = make_params([(1823, 781), (1,)])
+    candidate = clone_params(reference)
+    kwargs = dict(lr=LR, weight_decay=0.1, cautious=cautious)
+    reference_opt = run("torch", reference, num_steps=2, **kwargs)
+    candidate_opt = run("triton", candidate, num_steps=2, **kwargs)
+    assert_params_match(candidate, reference, num_steps=2)
+    assert_state_match(candidate_opt, candidate, reference_opt, reference)
+
+
+def test_sign_of_zero_is_zero_and_decay_comes_first():
+    p = torch.nn.Parameter(torch.full((5,), 2.0, device=DEVICE))
+    optimizer = Lion([p], lr=0.1, weight_decay=0.5, use_triton=True)
+    p.grad = torch.tensor([0.0, 1.0, -1.0, 0.0, 3.0], device=DEVICE)
+    optimizer.step()
+    # p * (1 - 0.1 * 0.5) = 1.9, then -0.1 * sign(0.1 * g)
+    torch.testing.assert_close(p.detach().cpu(), torch.tensor([1.9, 1.8, 2.0, 1.9, 1.8]))
+
+
+def test_two_param_groups_use_their_own_hyperparameters():
+    def groups(params):
+        return [
+            {"params": params[:25], "lr": 2e-3, "weight_decay": 0.2, "betas": (0.8, 0.9)},
+            {"params": params[25:], "weight_decay": 0.0, "cautious": True},
+        ]
+
+    reference = make_params(MIXED_SHAPES)
+    candidate = clone_params(reference)
+    reference_opt = run("torch", groups(reference), num_steps=3, lr=LR)
+    candidate_opt = run("triton", groups(candidate), num_steps=3, lr=LR)
+    assert_params_match(candidate, reference, num_steps=3, lr=2e-3)
+    assert_state_match(candidate_opt, candidate, reference_opt, reference)
+
+
+def bf16_storage_reference(p, m, g, lr, wd, beta1, beta2):
+    """The update in fp32 registers, rounded to the storage dtypes at the end of the step."""
+    p32, m32, g32 = p.float(), m.float(), g.float()
+    p32 = p32 * (1 - lr * wd)
+    p32 = p32 - lr * torch.sign(beta1 * m32 + (1 - beta1) * g32)
+    m32 = beta2 * m32 + (1 - beta2) * g32
+    return p32.to(p.dtype), m32.to(m.dtype)
+
+
+@pytest.mark.parametrize(
+    "param_dtype, state_dtype",
+    [(torch.bfloat16, None), (torch.bfloat16, "fp32"), (torch.float32, "bf16"), (torch.float16, "bf16")],
+)
+def test_low_precision_storage_against_fp32_math(param_dtype, state_dtype):
+    lr, wd, beta1, beta2 = 1e-2, 0.1, 0.9, 0.99
+    params = make_params(MIXED_SHAPES[:20] + [(300, 7)], dtype=param_dtype)
+    optimizer = Lion(params, lr=lr, weight_decay=wd, betas=(beta1, beta2), use_triton=True, state_dtype=state_dtype)
+    expected_state_dtype = {None: param_dtype, "fp32": torch.float32, "bf16": torch.bfloat16}[state_dtype]
+    expected = None
+    for step in range(4):
+        set_grads(params, seed=step)
+        if expected is None:
+            expected = [(p.detach().clone(), torch.zeros_like(p, dtype=expected_state_dtype)) for p in params]
+        expected = [bf16_storage_reference(p, m, q.grad, lr, wd, beta1, beta2) for (p, m), q in zip(expected, params)]
+        optimizer.step()
+        # Compare to the reference of this step only, so rounding differences do not compound.
+        num_flips = 0
+        for (p_ref, m_ref), p in zip(expected, params):
+            state = optimizer.state[p]["exp_avg"]
+            assert p.dtype == param_dtype and state.dtype == expected_state_dtype
+            num_flips += count_sign_flips(p, p_ref, rtol=BF16_RTOL, atol=1e-6, lr=lr)
+            torch.testing.assert_close(state.float(), m_ref.float(), rtol=BF16_RTOL, atol=1e-6)
+        # bf16 inputs cancel exactly more often than fp32 ones: c = 0 up to rounding.
+        assert num_flips <= max(1, FLIPS_PER_ELEMENT * sum(p.numel() for p in params))
+        expected = [(p.detach().clone(), optimizer.state[p]["exp_avg"].clone()) for p in params]
+
+
+@pytest.mark.parametrize("source, target", [("triton", "torch"), ("torch", "triton"), ("triton", "foreach")])
+def test_checkpoint_moves_between_impls(source, target):
+    kwargs = dict(lr=LR, weight_decay=0.1)
+    reference = make_params(MIXED_SHAPES[:12])
+    reference_opt = run("torch", reference, num_steps=4, **kwargs)
+
+    params = clone_params(make_params(MIXED_SHAPES[:12]))
+    first = run(source, params, num_steps=2, **kwargs)
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    second = Lion(params, impl=target, **kwargs)
+    second.load_state_dict(torch.load(buffer, weights_only=True))
+    for step in range(2, 4):
+        set_grads(params, seed=100 + step)
+        second.step()
+    assert_params_match(params, reference, num_steps=4)
+    assert_state_match(second, params, reference_opt, reference)
+
+
+def test_bf16_state_checkpoint_resumes_identically():
+    kwargs = dict(lr=LR, weight_decay=0.1, use_triton=True, state_dtype="bf16")
+    straight = make_params(MIXED_SHAPES[:10])
+    resumed = clone_params(straight)
+    run("triton", straight, num_steps=4, first_seed=100, **{k: v for k, v in kwargs.items() if k != "use_triton"})
+    first = run("triton", resumed, num_steps=2, **{k: v for k, v in kwargs.items() if k != "use_triton"})
+    state = first.state_dict()
+    second = Lion(resumed, **kwargs)
+    second.load_state_dict(state)  # casts exp_avg to the param dtype; the step restores bf16
+    for step in range(2, 4):
+        set_grads(resumed, seed=100 + step)
+        second.step()
+    assert all(second.state[p]["exp_avg"].dtype == torch.bfloat16 for p in resumed)
+    for a, b in zip(straight, resumed):
+        assert torch.equal(a, b)
+
+
+def test_lr_tensor_is_read_on_the_device():
+    by_float = make_params(MIXED_SHAPES[:6])
+    by_tensor = clone_params(by_float)
+    lr = torch.tensor([LR], dtype=torch.float64, device=DEVICE)
+    float_opt = Lion(by_float, lr=LR, weight_decay=0.1, use_triton=True)
+    tensor_opt = Lion(by_tensor, lr=lr, weight_decay=0.1, use_triton=True)
+    for step in range(3):
+        set_grads(by_float, seed=step)
+        set_grads(by_tensor, seed=step)
+        float_opt.param_groups[0]["lr"] = LR * (step + 1)
+        lr.fill_(LR * (step + 1))  # in place: the optimizer holds this very tensor
+        float_opt.step()
+        tensor_opt.step()
+    for a, b in zip(by_float, by_tensor):
+        assert torch.equal(a, b)
+
+
+def test_update_function_signature_matches_torch():
+    params = make_params(MIXED_SHAPES[:8])
+    set_grads(params, seed=3)
+    reference = [p.detach().clone() for p in params]
+    grads = [p.grad for p in params]
+    exp_avgs = [torch.randn_like(p) for p in params]
+    reference_exp_avgs = [m.clone() for m in exp_avgs]
+    kwargs = dict(lr=0.1, weight_decay=0.2, beta1=0.9, beta2=0.99, cautious=True)
+    with torch.no_grad():
+        lion_update_torch(reference, grads, reference_exp_avgs, **kwargs)
+        lion_update_triton([p.detach() for p in params], grads, exp_avgs, **kwargs)
+    assert_params_match(params, reference, num_steps=1, lr=0.1 / 1e-3)  # cautious scale up to 1000x
+    for m, m_ref in zip(exp_avgs, reference_exp_avgs):
+        torch.testing.assert_close(m, m_ref, rtol=1e-6, atol=1e-7)
+
+
+def test_non_contiguous_param_is_rejected():
+    p = torch.nn.Parameter(torch.randn(8, 4, device=DEVICE).t())
+    p.grad = torch.randn(8, 4, device=DEVICE).t()
+    with pytest.raises(ValueError, match="not contiguous"):
+        Lion([p], lr=LR, use_triton=True).step()
+
+
+def test_state_dtype_choices():
+    p = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="needs impl='triton'"):
+        Lion([p], impl="foreach", state_dtype="bf16")
+    with pytest.raises(ValueError, match="valid: None, 'fp32'"):
+        Lion([p], use_triton=True, state_dtype="fp16")
+
+
+def test_missing_triton_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)
+    monkeypatch.delitem(sys.modules, "lion_bench.optimizers.lion_triton")
+    with pytest.raises(ImportError, match="pip install triton"):
+        Lion([torch.nn.Parameter(torch.zeros(2))], use_triton=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_step_captured_in_a_cuda_graph_follows_a_changing_lr():
+    eager = make_params(MIXED_SHAPES)
+    graphed = clone_params(eager)
+    lr = torch.tensor([LR], dtype=torch.float64, device=DEVICE)
+    eager_opt = Lion(eager, lr=LR, weight_decay=0.1, cautious=True, use_triton=True)
+    graphed_opt = Lion(graphed, lr=lr, weight_decay=0.1, cautious=True, use_triton=True)
+    set_grads(eager, seed=0)
+    set_grads(graphed, seed=0)
+    # Warm-up step on a side stream (compiles the kernel, builds the tables), then capture.
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        graphed_opt.step()
+    torch.cuda.current_stream().wait_stream(stream)
+    eager_opt.step()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        graphed_opt.step()
+    for step in range(1, 4):
+        generator = torch.Generator().manual_seed(step)
+        for a, b in zip(eager, graphed):
+            new_grad = torch.randn(a.shape, generator=generator).to(DEVICE)
+            a.grad.copy_(new_grad)
+            b.grad.copy_(new_grad)  # in place: the graph reads these addresses
+        eager_opt.param_groups[0]["lr"] = LR / (step + 1)
+        lr.fill_(LR / (step + 1))
+        eager_opt.step()
+        graph.replay()
+    torch.cuda.synchronize()
+    for a, b in zip(eager, graphed):
+        assert torch.equal(a, b)
