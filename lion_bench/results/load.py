@@ -22,8 +22,8 @@ REQUIRED_KEYS = ("status", "trial_id", "task", "optimizer", "seed", "batch_size"
 REQUIRED_HYPERPARAMETERS = ("lr", "weight_decay", "lr_divisor", "wd_multiplier", "betas", "base_lr")
 # Config keys that do not define the experimental setup a run belongs to: the optimizer and its
 # ratios, the seed and batch size (compared within a setup), and where/how it was reported.
-NON_SETUP_KEYS = ("optimizer", "base", "seed", "device", "logger", "output_root", "hydra", "sweep")
-NON_SETUP_TRAINER_KEYS = ("batch_size", "grad_accum_steps", "progress")
+NON_SETUP_KEYS = ("optimizer", "arm", "base", "seed", "device", "logger", "output_root", "hydra", "sweep")
+NON_SETUP_TRAINER_KEYS = ("batch_size", "grad_accum_steps", "progress", "checkpoint_every")
 # Optimizer switches that change the algorithm; a run with one on is a different optimizer label.
 VARIANT_FLAGS = ("cautious", "decoupled_weight_decay", "decay_vectors")
 

@@ -202,7 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.wandb:
             from lion_bench.results.wandb_import import fetch_project
 
-            triples = [triple for project in args.wandb for triple in fetch_project(project)]
+            try:
+                triples = [triple for project in args.wandb for triple in fetch_project(project)]
+            except ImportError:
+                raise
+            except Exception as error:  # network, auth, unknown project: the W&B client raises many types
+                print(f"error: could not read runs from W&B ({type(error).__name__}: {error})", file=sys.stderr)
+                return 2
             wandb_runs, wandb_curves = tables(triples)
             runs = pd.concat([frame for frame in (runs, wandb_runs) if len(frame)], ignore_index=True) \
                 if len(wandb_runs) else runs
