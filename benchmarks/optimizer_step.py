@@ -82,6 +82,7 @@ def compiled_lion(params: list[torch.Tensor]) -> Callable[[], None]:
     )
     exp_avgs = [torch.zeros_like(p) for p in params]
 
+    @torch.no_grad()
     def step():
         for p, m in zip(params, exp_avgs):
             update(p, p.grad, m, 1e-4)

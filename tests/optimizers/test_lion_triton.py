@@ -9,8 +9,9 @@ Bounds used below:
   |c| was within rounding of 0: at most 1 per 10,000 elements (and 1 in any case), each off by
   at most 2 * lr per step.
 - bf16 storage (params or momentum): against the same math in fp32 rounded to bf16 after each
-  step, within 1 bf16 ulp (relative 2**-7) elementwise, except the same bounded count of sign
-  flips in the params (bf16 momentum and grads cancel to |c| ~ 0 more often).
+  step, within 1 bf16 ulp (relative 2**-7) elementwise. Params may differ by up to 2 lr only
+  where c is 0 in exact arithmetic (|c| <= 1e-6 of its terms): bf16 momentum and grads cancel
+  exactly (g = -9 m) often enough to be seen in a few thousand elements.
 """
 
 from __future__ import annotations
@@ -167,17 +168,22 @@ def test_low_precision_storage_against_fp32_math(param_dtype, state_dtype):
         set_grads(params, seed=step)
         if expected is None:
             expected = [(p.detach().clone(), torch.zeros_like(p, dtype=expected_state_dtype)) for p in params]
+        before = expected
         expected = [bf16_storage_reference(p, m, q.grad, lr, wd, beta1, beta2) for (p, m), q in zip(expected, params)]
         optimizer.step()
         # Compare to the reference of this step only, so rounding differences do not compound.
-        num_flips = 0
-        for (p_ref, m_ref), p in zip(expected, params):
+        for (p_ref, m_ref), (_, m_before), p in zip(expected, before, params):
             state = optimizer.state[p]["exp_avg"]
             assert p.dtype == param_dtype and state.dtype == expected_state_dtype
-            num_flips += count_sign_flips(p, p_ref, rtol=BF16_RTOL, atol=1e-6, lr=lr)
             torch.testing.assert_close(state.float(), m_ref.float(), rtol=BF16_RTOL, atol=1e-6)
-        # bf16 inputs cancel exactly more often than fp32 ones: c = 0 up to rounding.
-        assert num_flips <= max(1, FLIPS_PER_ELEMENT * sum(p.numel() for p in params))
+            difference = (p.detach().double() - p_ref.double()).abs()
+            outside = difference > BF16_RTOL * p_ref.double().abs() + 1e-6
+            # Low-precision m and g cancel exactly (g = -9 m, say) far more often than fp32 ones: there
+            # c is 0 in exact arithmetic and its rounded sign is arbitrary. Only those may differ.
+            m64, g64 = m_before.double()[outside], p.grad.double()[outside]
+            c64 = beta1 * m64 + (1 - beta1) * g64
+            assert bool((c64.abs() <= 1e-6 * (beta1 * m64.abs() + (1 - beta1) * g64.abs())).all())
+            assert bool((difference[outside] <= 2 * lr + 2 * BF16_RTOL * p_ref.double().abs()[outside]).all())
         expected = [(p.detach().clone(), optimizer.state[p]["exp_avg"].clone()) for p in params]
 
 
