@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> float:
 
     if hydra_config.mode == RunMode.MULTIRUN:
         # A sweep trial: skipped if done, resumed from its checkpoint if not, failures recorded, not raised.
-        return run_trial(run_dir, run)
+        return run_trial(cfg, run_dir, run)
     return objective(run())
 
 

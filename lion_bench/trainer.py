@@ -121,7 +121,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _first_record(cfg: DictConfig) -> dict[str, Any]:
+def first_record(cfg: DictConfig) -> dict[str, Any]:
     """What is known about a run before anything can fail: enough to file it as failed."""
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -141,7 +141,7 @@ def _first_record(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def _record_failure(run_dir: Path, record: dict[str, Any]) -> None:
+def record_failure(run_dir: Path, record: dict[str, Any]) -> None:
     """Call inside ``except``: saves the traceback next to the record and marks it failed."""
     record["status"] = "failed"
     record["error"] = traceback.format_exc(limit=-3).strip().splitlines()[-1]
@@ -151,16 +151,17 @@ def _record_failure(run_dir: Path, record: dict[str, Any]) -> None:
 def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = ()) -> dict[str, Any]:
     """Train one run described by ``cfg``, writing its record under ``run_dir``. Returns the record.
 
-    If ``run_dir`` holds a checkpoint of the same trial, the run continues from it."""
+    If ``run_dir`` holds a checkpoint of the same trial, the run continues from it. Bad input
+    raises before anything is written; later failures leave a record with status failed."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = _first_record(cfg)
+    record = first_record(cfg)
+    hyperparameters, num_steps = validate(cfg)
+    device = resolve_device(cfg.device)
+    trainer = cfg.trainer
+    # Data and model: a missing file or an impossible shape is bad input too (no record).
+    seed_everything(int(cfg.seed), device)
+    task = build_task(cfg.task, batch_size=int(trainer.batch_size), seed=int(cfg.seed), device=device)
     try:
-        hyperparameters, num_steps = validate(cfg)
-        device = resolve_device(cfg.device)
-        seed_everything(int(cfg.seed), device)
-        trainer = cfg.trainer
-        task = build_task(cfg.task, batch_size=int(trainer.batch_size), seed=int(cfg.seed), device=device)
         model = task.build_model().to(device)
         optimizer = build_optimizer(
             cfg.optimizer, model, lr=hyperparameters["lr"], weight_decay=hyperparameters["weight_decay"],
@@ -189,7 +190,8 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = ()) -> dict[st
                 "remove it or use another output directory"
             )
     except Exception:
-        _record_failure(run_dir, record)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record_failure(run_dir, record)
         atomic_write_json(run_dir / RUN_FILE, record)
         raise
     parts = RunParts(task, model, optimizer, scheduler, device, num_steps, checkpoint)
@@ -305,7 +307,7 @@ def _train_loop(cfg: DictConfig, run_dir: Path, loggers: list[Logger], record: d
         record["status"] = "interrupted"
         raise
     except Exception:
-        _record_failure(run_dir, record)
+        record_failure(run_dir, record)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)

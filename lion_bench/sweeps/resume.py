@@ -11,11 +11,13 @@ import json
 import logging
 import math
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from omegaconf import DictConfig
+
 from lion_bench.results.store import RUN_FILE, TRACEBACK_FILE, atomic_write_json, read_run
+from lion_bench.trainer import first_record, record_failure
 
 ATTEMPTS_FILE = "attempts.jsonl"
 # A trial whose run.json says one of these is a result: rerunning the sweep skips it.
@@ -52,12 +54,22 @@ def read_attempts(run_dir: Path) -> list[dict[str, Any]]:
     return attempts
 
 
-def run_trial(run_dir: Path, run: Callable[[], dict[str, Any]]) -> float:
-    """Run one sweep trial in ``run_dir`` by calling ``run`` (which returns the run record), unless
-    its run.json already says finished or diverged. An exception is recorded (status failed,
-    traceback.txt) and logged, not raised, so the sweep goes on; Ctrl-C still stops the sweep.
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], dict[str, Any]]) -> float:
+    """Run one sweep trial of config ``cfg`` in ``run_dir`` by calling ``run`` (which returns the
+    run record), unless its run.json already says finished or diverged. An exception is recorded
+    (status failed, traceback.txt; also when it came before the trainer wrote anything, as bad
+    input does) and logged, not raised, so the sweep goes on; Ctrl-C still stops the sweep.
     Returns the objective for the sweeper."""
     run_dir = Path(run_dir)
+    run_file = run_dir / RUN_FILE
+    before = _mtime_ns(run_file)
     previous = read_run(run_dir)
     if previous is not None and previous.get("status") in DONE_STATUSES:
         print(f"skipped {run_dir.name}: already {previous['status']} (val loss {previous.get('final_val_loss')})")
@@ -69,9 +81,11 @@ def run_trial(run_dir: Path, run: Callable[[], dict[str, Any]]) -> float:
         record_attempt(run_dir, "interrupted")
         raise
     except Exception as error:
-        (run_dir / TRACEBACK_FILE).write_text(traceback.format_exc())
-        if read_run(run_dir) is None:  # failed before the trainer could write a record
-            atomic_write_json(run_dir / RUN_FILE, {"status": "failed", "error": f"{type(error).__name__}: {error}"})
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if before is None or _mtime_ns(run_file) == before:  # failed before the trainer wrote a record
+            record = first_record(cfg)
+            record_failure(run_dir, record)
+            atomic_write_json(run_file, record)
         record_attempt(run_dir, "failed")
         log.error(f"trial {run_dir.name} failed: {type(error).__name__}: {error} (see {run_dir / TRACEBACK_FILE})")
         return math.nan

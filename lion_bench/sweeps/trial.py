@@ -18,13 +18,24 @@ NON_RESULT_KEYS = ("logger", "output_root", "hydra", "sweep", "arm")
 NON_RESULT_TRAINER_KEYS = ("progress", "checkpoint_every")
 
 
+def _numbers_as_floats(value: Any) -> Any:
+    """3 and 3.0 are the same setting (``optimizer.lr_divisor=3`` vs lion.yaml's 3.0): one id."""
+    if isinstance(value, Mapping):
+        return {key: _numbers_as_floats(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_numbers_as_floats(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def trial_id(resolved_config: Mapping[str, Any]) -> str:
     """12 hex digits of SHA-256 over the resolved config (seed included), minus reporting keys."""
     config = {key: value for key, value in resolved_config.items() if key not in NON_RESULT_KEYS}
     trainer = config.get("trainer")
     if isinstance(trainer, Mapping):
         config["trainer"] = {k: v for k, v in trainer.items() if k not in NON_RESULT_TRAINER_KEYS}
-    text = json.dumps(config, sort_keys=True, default=str)
+    text = json.dumps(_numbers_as_floats(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
