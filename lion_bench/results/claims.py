@@ -215,7 +215,7 @@ def check_update7(verdict: Verdict, runs, arms) -> Verdict:
         verdict.verdict = INCONCLUSIVE
     verdict.num, verdict.effect, verdict.low, verdict.high = len(table), mean, low, high
     verdict.effect_name = f"advantage(bs >= {LARGE_BATCH}) - advantage(bs < {LARGE_BATCH})"
-    verdict.detail = (f"Lion's advantage (AdamW - Lion) by batch size: "
+    verdict.detail = ("Lion's advantage (AdamW - Lion) by batch size: "
                       + ", ".join(f"{batch}: {table[batch].mean():+.4g}" for batch in sorted(table.columns)))
     verdict.sources, verdict.missing = sources, False
     return verdict
