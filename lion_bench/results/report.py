@@ -106,6 +106,15 @@ def missing_section(claims: pd.DataFrame) -> list[str]:
     return lines
 
 
+def runs_used_section(claims: pd.DataFrame) -> list[str]:
+    """Each judged claim's run directories (by name; full paths are in claims.csv)."""
+    lines = []
+    for row in claims[~claims["missing_runs"]].itertuples(index=False):
+        names = sorted({Path(source).name for source in row.runs.split(";") if source})
+        lines.append(f"- {row.claim} ({row.task}, {len(names)} runs): {', '.join(names)}")
+    return lines or ["No claim was judged."]
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_(none)_"
@@ -161,6 +170,8 @@ def build_report(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, skippe
         ("text", RULES.splitlines()),
         ("h2", "Claims not judged for lack of runs"),
         ("text", missing_section(claims)),
+        ("h2", "Runs each claim used"),
+        ("text", runs_used_section(claims)),
         ("h2", "Best Lion vs best AdamW"),
         ("text", ["Per task and batch size: each optimizer's arm with the lowest mean score; "
                   "difference paired by seed, 95% t-interval."]),

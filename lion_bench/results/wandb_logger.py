@@ -102,7 +102,8 @@ class WandbLogger:
     def _warn(self, what: str, error: BaseException) -> None:
         self.failed = True
         warnings.warn(
-            f"W&B {what} failed ({type(error).__name__}: {error}); the run goes on, recorded locally only",
+            f"W&B {what} failed for run '{self.kwargs['name']}' ({type(error).__name__}: {error}); "
+            "the run goes on, recorded locally only",
             RuntimeWarning, stacklevel=3,
         )
 

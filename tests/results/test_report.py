@@ -10,6 +10,7 @@ from scipy import stats
 from synthetic_runs import write_lr_ratio, write_run
 
 from lion_bench.results.load import SkippedRun, load_local
+from lion_bench.results.plots import make_plots
 from lion_bench.results.report import main
 from lion_bench.results.tables import summarize
 
@@ -72,7 +73,7 @@ def test_report_command_writes_every_output(tmp_path, capsys):
     assert "Lion at AdamW's lr / 3 beats AdamW" in printed.out and "supported" in printed.out
     assert "skipping" in printed.err and "killed" in printed.err
     report = (out / "report.md").read_text()
-    for heading in ("## Claims", "## Rule", "## Claims not judged for lack of runs", "## Best Lion vs best AdamW",
+    for heading in ("## Claims", "## Rule", "## Runs each claim used", "## Claims not judged for lack of runs", "## Best Lion vs best AdamW",
                     "## Plots", "## Skipped runs"):
         assert heading in report
     assert "lion-bench -m sweep=batch_size" in report and "lion-bench -m sweep=wd_multiplier" in report
@@ -102,3 +103,13 @@ def test_report_with_no_usable_runs_says_what_is_missing(tmp_path):
     assert main([str(tmp_path / "runs"), "-o", str(tmp_path / "out")]) == 0
     report = (tmp_path / "out" / "report.md").read_text()
     assert "0 runs" in report and "lion-bench -m sweep=lr_ratio" in report
+
+
+def test_batch_size_plot(tmp_path):
+    for batch_size in (16, 128):
+        write_lr_ratio(tmp_path / "runs", ADAMW[:2], {3.0: [2.9, 2.8]}, batch_size=batch_size)
+    runs, curves = load_local([tmp_path / "runs"])
+    paths = make_plots(runs, curves, summarize(runs), tmp_path / "plots")
+    assert sorted(path.name for path in paths) == [
+        "synthetic_best_curves.png", "synthetic_loss_vs_batch.png", "synthetic_loss_vs_lr.png"]
+    assert all(path.stat().st_size > 1000 for path in paths)
