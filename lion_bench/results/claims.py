@@ -209,13 +209,14 @@ def check_update7(verdict: Verdict, runs, arms) -> Verdict:
     mean, low, high = t_interval((large_advantage - small_advantage).to_numpy())
     if small_low > 0 or large_high < 0:
         verdict.verdict = CONTRADICTED
+        reason = f"Lion wins below {LARGE_BATCH}" if small_low > 0 else f"Lion loses at >= {LARGE_BATCH}"
     elif large_low > 0 and low > 0:
-        verdict.verdict = SUPPORTED
+        verdict.verdict, reason = SUPPORTED, f"Lion wins at >= {LARGE_BATCH}, and by more than below"
     else:
-        verdict.verdict = INCONCLUSIVE
+        verdict.verdict, reason = INCONCLUSIVE, "no interval decides"
     verdict.num, verdict.effect, verdict.low, verdict.high = len(table), mean, low, high
     verdict.effect_name = f"advantage(bs >= {LARGE_BATCH}) - advantage(bs < {LARGE_BATCH})"
-    verdict.detail = ("Lion's advantage (AdamW - Lion) by batch size: "
+    verdict.detail = (f"{reason}; Lion's advantage (AdamW - Lion) by batch size: "
                       + ", ".join(f"{batch}: {table[batch].mean():+.4g}" for batch in sorted(table.columns)))
     verdict.sources, verdict.missing = sources, False
     return verdict
