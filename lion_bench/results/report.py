@@ -205,8 +205,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_dependencies() -> None:
+    """The report's optional packages, all named at once with the command that installs them."""
+    import importlib.util
+
+    missing = [name for name in ("scipy", "tabulate", "matplotlib") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"lion-bench-report needs {', '.join(missing)}: pip install 'lion-bench[report]'")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_dependencies()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRun)
         runs, curves = load_local(args.run_dirs)
