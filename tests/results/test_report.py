@@ -113,3 +113,14 @@ def test_batch_size_plot(tmp_path):
     assert sorted(path.name for path in paths) == [
         "synthetic_best_curves.png", "synthetic_loss_vs_batch.png", "synthetic_loss_vs_lr.png"]
     assert all(path.stat().st_size > 1000 for path in paths)
+
+
+def test_missing_report_packages_are_named(tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "scipy" else real_find_spec(name, *args))
+    write_run(tmp_path / "runs", "adamw", 0, 3.0)
+    with pytest.raises(ImportError, match=r"needs scipy: pip install 'lion-bench\[report\]'"):
+        main([str(tmp_path / "runs"), "-o", str(tmp_path / "out")])
