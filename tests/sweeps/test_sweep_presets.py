@@ -1,0 +1,97 @@
+"""Every preset in configs/sweep/ runs all its arms from the command line, on CPU, in a few steps."""
+
+from __future__ import annotations
+
+import math
+from importlib.resources import files
+
+import pytest
+
+from sweep_cli import FAST, run_sweep, trial_records
+
+SWEEP_DIR = files("lion_bench.configs").joinpath("sweep")
+PRESETS = sorted(entry.name.removesuffix(".yaml") for entry in SWEEP_DIR.iterdir() if entry.name.endswith(".yaml"))
+
+# preset -> (extra overrides that keep the test short, expected {arm: (optimizer, lr_divisor, wd_multiplier)})
+EXPECTED = {
+    "lr_ratio": ([], {"adamw": ("adamw", 1, 1), "lion_div1": ("lion", 1, 3), "lion_div3": ("lion", 3, 3),
+                      "lion_div10": ("lion", 10, 3)}),
+    "lr_ratio_fine": ([], {"adamw": ("adamw", 1, 1), **{f"lion_div{d}": ("lion", d, 3) for d in (1, 2, 3, 5, 10, 20, 30)}}),
+    "wd_multiplier": (["sweep.lr_divisor=10"], {"adamw": ("adamw", 1, 1), "lion_wd1": ("lion", 10, 1),
+                                                "lion_wd3": ("lion", 10, 3), "lion_wd10": ("lion", 10, 10)}),
+    "betas": ([], {"adamw": ("adamw", 1, 1), "lion_div3": ("lion", 3, 3), "lion_stable_betas": ("lion", 3, 3)}),
+    "batch_size": (["trainer.batch_size=8,64"], {"adamw": ("adamw", 1, 1), "lion_div3": ("lion", 3, 3)}),
+}
+
+
+def test_every_preset_is_tested_and_documented():
+    assert set(PRESETS) == set(EXPECTED) | {"optuna"}
+    for name in PRESETS:
+        header = SWEEP_DIR.joinpath(f"{name}.yaml").read_text()
+        assert header.startswith("# @package _global_\n# Claim:"), name
+        assert "# Source:" in header and f"lion-bench -m sweep={name}" in header, name
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_preset_runs_every_arm(tmp_path, preset):
+    extra, arms = EXPECTED[preset]
+    result = run_sweep(tmp_path, f"sweep={preset}", "seed=0", *FAST, *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = trial_records(tmp_path / "sweeps" / preset)
+    base_lr = 0.0
+    for name, record in records.items():
+        assert record["status"] == "finished", (name, record.get("error"))
+        assert record["sweep"] == preset and record["seed"] == 0
+        assert name == f"{record['arm']}_seed0_{record['trial_id']}"
+        hyper = record["hyperparameters"]
+        optimizer, divisor, multiplier = arms[record["arm"]]
+        assert (record["optimizer"], hyper["lr_divisor"], hyper["wd_multiplier"]) == (optimizer, divisor, multiplier)
+        assert hyper["lr"] == pytest.approx(hyper["base_lr"] / divisor)
+        base_lr = base_lr or hyper["base_lr"]
+        assert hyper["base_lr"] == base_lr  # one AdamW reference for every arm
+        assert math.isfinite(record["final_val_loss"])
+    assert sorted({record["arm"] for record in records.values()}) == sorted(arms)
+    num_trials = len(records)
+    assert f"sweep {preset}: {num_trials} trials: {num_trials} finished, 0 diverged, 0 failed, 0 skipped" in result.stdout
+    if preset.startswith("lr_ratio"):  # weight decay off for both optimizers, as in lion-pytorch's runs
+        assert all(record["hyperparameters"]["weight_decay"] == 0 for record in records.values())
+    if preset == "betas":
+        betas = {record["arm"]: record["hyperparameters"]["betas"] for record in records.values()}
+        assert betas["lion_stable_betas"] == [0.95, 0.98] and betas["lion_div3"] == [0.9, 0.99]
+    if preset == "lr_ratio":
+        assert_rerun_skips_every_trial(tmp_path, records, "sweep=lr_ratio", "seed=0", *FAST)
+    if preset == "batch_size":  # 2 arms x 2 sizes x 2 budgets; tokens: max_steps * 16 / batch size steps
+        assert num_trials == 8
+        steps = {(r["arm"], r["batch_size"], r["budget"]): r["steps"] for r in records.values()}
+        assert steps[("lion_div3", 8, "steps")] == 2 and steps[("lion_div3", 64, "steps")] == 2
+        assert steps[("adamw", 8, "tokens")] == 4 and steps[("adamw", 64, "tokens")] == 1
+
+
+def assert_rerun_skips_every_trial(tmp_path, records, *overrides):
+    """The same command again skips every trial and leaves each run.json as it was."""
+    run_files = sorted((tmp_path / "sweeps").glob("*/*/run.json"))
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in run_files}
+    again = run_sweep(tmp_path, *overrides)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for name in records:
+        assert f"skipped {name}: already finished" in again.stdout
+    assert f"{len(records)} trials: 0 finished, 0 diverged, 0 failed, {len(records)} skipped" in again.stdout
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in run_files} == before
+
+
+def test_optuna_preset_searches_adamw_lr_and_lion_divisor_on_log_scale(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    common = ["sweep=optuna", "hydra.sweeper.n_trials=2", *FAST]
+    adamw = run_sweep(tmp_path, "optimizer=adamw", *common)
+    assert adamw.returncode == 0, adamw.stderr[-3000:]
+    lion = run_sweep(tmp_path, "optimizer=lion", "base.lr=0.01", *common)
+    assert lion.returncode == 0, lion.stderr[-3000:]
+    records = list(trial_records(tmp_path / "sweeps" / "optuna").values())
+    adamw_runs = [r["hyperparameters"] for r in records if r["optimizer"] == "adamw"]
+    lion_runs = [r["hyperparameters"] for r in records if r["optimizer"] == "lion"]
+    assert len(adamw_runs) == 2 and len(lion_runs) == 2
+    task_lr = records[0]["config"]["task"]["base_lr"]
+    assert all(0.1 * task_lr <= h["base_lr"] <= 10 * task_lr and h["lr_divisor"] == 1 for h in adamw_runs)
+    assert len({h["base_lr"] for h in adamw_runs}) == 2
+    assert all(h["base_lr"] == 0.01 and 1 <= h["lr_divisor"] <= 30 for h in lion_runs)
+    assert len({h["lr_divisor"] for h in lion_runs}) == 2

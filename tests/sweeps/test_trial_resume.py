@@ -1,0 +1,95 @@
+"""Checkpoints and resume: an interrupted trial continues from its checkpoint to the same result."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import TINY_TEXT, compose_config
+from lion_bench.results.store import RUN_FILE, atomic_write_json, read_metrics, read_run
+from lion_bench.sweeps.checkpoint import CHECKPOINT_FILE
+from lion_bench.sweeps.resume import read_attempts, run_trial
+from lion_bench.trainer import train
+
+
+class InterruptAt:
+    """A logger that stops the run at ``step`` the way Ctrl-C or SLURM's SIGTERM would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def log(self, row):
+        if row["step"] == self.step:
+            raise KeyboardInterrupt
+
+    def finish(self, record):
+        pass
+
+
+@pytest.mark.parametrize("optimizer", ["lion", "adamw"])
+def test_interrupted_run_resumes_to_the_same_final_loss(tmp_path, optimizer):
+    overrides = [f"optimizer={optimizer}", "trainer.max_steps=12", "trainer.eval_every=4", "trainer.log_every=1",
+                 "trainer.checkpoint_every=3", "trainer.schedule.warmup_steps=2", *TINY_TEXT]
+    whole = train(compose_config(overrides), tmp_path / "whole")
+    assert not (tmp_path / "whole" / CHECKPOINT_FILE).exists()
+
+    resumed_dir = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train(compose_config(overrides), resumed_dir, loggers=[InterruptAt(8)])
+    assert read_run(resumed_dir)["status"] == "interrupted"
+    # Everything in a checkpoint loads without unpickling code.
+    checkpoint = torch.load(resumed_dir / CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["loop"]["step"] == 6
+
+    resumed = train(compose_config(overrides), resumed_dir)
+    assert resumed["status"] == "finished" and resumed["resumed_from_step"] == 6
+    assert resumed["final_val_loss"] == whole["final_val_loss"]
+    assert resumed["steps"] == whole["steps"] == 12 and resumed["tokens"] == whole["tokens"]
+    # metrics.jsonl continues: rows 7-8 of the interrupted attempt are replaced, none repeated.
+    rows, whole_rows = read_metrics(resumed_dir), read_metrics(tmp_path / "whole")
+    assert [row["step"] for row in rows] == list(range(1, 13))
+    assert [row["train_loss"] for row in rows] == [row["train_loss"] for row in whole_rows]
+    assert not (resumed_dir / CHECKPOINT_FILE).exists()
+
+
+def test_checkpoint_of_another_trial_is_refused(tmp_path):
+    overrides = ["task=quadratic", "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.progress=false",
+                 "trainer.log_every=1"]
+    with pytest.raises(KeyboardInterrupt):
+        train(compose_config(overrides), tmp_path, loggers=[InterruptAt(5)])
+    with pytest.raises(ValueError, match="holds a checkpoint of trial"):
+        train(compose_config([*overrides, "seed=1"]), tmp_path)
+
+
+@pytest.mark.parametrize("status, runs", [("finished", False), ("diverged", False), ("failed", True),
+                                          ("interrupted", True), (None, True)])
+def test_run_trial_skips_only_results(tmp_path, status, runs):
+    cfg = compose_config(["task=quadratic"])
+    if status is not None:
+        atomic_write_json(tmp_path / RUN_FILE, {"status": status, "final_val_loss": 0.5})
+    calls = []
+
+    def run():
+        calls.append(1)
+        return {"status": "finished", "final_val_loss": 0.25}
+
+    value = run_trial(cfg, tmp_path, run)
+    assert bool(calls) == runs
+    expected = 0.25 if runs else (math.inf if status == "diverged" else 0.5)
+    assert value == expected
+    assert read_attempts(tmp_path)[-1]["outcome"] == ("finished" if runs else "skipped")
+
+
+def test_run_trial_records_a_failure_before_training(tmp_path):
+    cfg = compose_config(["task=quadratic", "arm=lion_div3", "sweep=lr_ratio"])
+
+    def run():
+        raise RuntimeError("no data here")
+
+    assert math.isnan(run_trial(cfg, tmp_path, run))
+    record = read_run(tmp_path)
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: no data here"
+    assert record["sweep"] == "lr_ratio" and record["arm"] == "lion_div3" and len(record["trial_id"]) == 12
+    assert "RuntimeError: no data here" in (tmp_path / "traceback.txt").read_text()
