@@ -12,7 +12,7 @@ Data (``task.data.source``):
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from lion_bench.tasks.base import Batch
 from lion_bench.tasks.supervised import SKLEARN_DATASETS, ArrayTask, load_sklearn_dataset, split_train_val
@@ -56,7 +56,8 @@ class MLPTask(ArrayTask):
             raise ValueError(f"unknown task.data.source {source!r}; valid: {', '.join(MLP_SOURCES)}")
         x, y = load_sklearn_dataset(source)
         train_x, train_y, val_x, val_y = split_train_val(x, y, float(data_cfg.val_fraction), int(data_cfg.split_seed))
-        mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp(min=1e-6)  # digits has constant pixels
+        mean, std = train_x.mean(dim=0), train_x.std(dim=0)
+        std[std < 1e-6] = 1.0  # features constant in training (digits' border pixels) are only centred
         return (train_x - mean) / std, train_y, (val_x - mean) / std, val_y, f"sklearn:load_{source}"
 
     def train_batch(self) -> Batch:
@@ -72,7 +73,10 @@ class MLPTask(ArrayTask):
         widths = [self.val_x.shape[1]] + [int(width) for width in model_cfg.hidden]
         if min(widths) < 1:
             raise ValueError(f"task.model.hidden must hold positive widths, got {list(model_cfg.hidden)}")
-        outputs = self.val_y.shape[1] if self.teacher is not None else int(torch.cat([self.train_y, self.val_y]).max()) + 1
+        if self.teacher is not None:
+            outputs = self.val_y.shape[1]
+        else:
+            outputs = int(torch.cat([self.train_y, self.val_y]).max()) + 1
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[model_cfg.activation]()]
