@@ -1,8 +1,9 @@
 """Mirror one run to Weights & Biases. The local run store is the source of truth: any W&B failure
 (missing package, no network, bad key, init timeout) becomes a warning and the run goes on without it.
 
-The W&B run starts at the first logged row, not at construction, so a run that fails its config checks
-never leaves a W&B run open; ``finish`` always closes it, so Hydra multirun jobs never share one.
+The W&B run starts at construction, after the config checks and before training starts its clock, so
+W&B's start-up (or its timeout) never counts in the run's wall time or tokens/s. ``finish`` always closes
+it, and a new run finishes any left open, so Hydra multirun jobs never share one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from lion_bench.sweeps.ratio import resolve_hyperparameters
+from lion_bench.trainer import validate
 
 MODES = ("online", "offline", "disabled")
 DEFAULT_PROJECT = "lion-bench"
@@ -95,16 +97,18 @@ class WandbLogger:
     """The ``Logger`` of lion_bench.trainer for W&B. Never raises out of ``log`` or ``finish``."""
 
     def __init__(self, cfg: DictConfig):
+        validate(cfg)  # a config that cannot train fails here, before a W&B run is opened
         self.kwargs = init_kwargs(cfg)
         self.run = None
         self.failed = False
+        self._start()
 
     def _warn(self, what: str, error: BaseException) -> None:
         self.failed = True
         warnings.warn(
             f"W&B {what} failed for run '{self.kwargs['name']}' ({type(error).__name__}: {error}); "
             "the run goes on, recorded locally only",
-            RuntimeWarning, stacklevel=3,
+            RuntimeWarning, stacklevel=2,
         )
 
     def _start(self) -> bool:

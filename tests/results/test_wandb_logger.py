@@ -89,6 +89,14 @@ def test_init_kwargs_name_group_tags_and_env_fallbacks(wandb_env, monkeypatch):
     assert kwargs["project"] == "explicit" and kwargs["mode"] == "offline" and kwargs["group"] == "lr_ratio"
 
 
+def test_bad_config_fails_before_a_wandb_run_opens(wandb_env, monkeypatch):
+    opened = []
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: opened.append(kwargs))
+    with pytest.raises(ValueError, match="max_steps"):
+        build_loggers(compose_cfg("logger=wandb", "logger.mode=offline", "trainer.max_steps=0"))
+    assert opened == []
+
+
 def test_bad_logger_config_fails_before_training(wandb_env):
     with pytest.raises(ValueError, match="online, offline, disabled"):
         build_loggers(compose_cfg("logger=wandb", "logger.mode=sometimes"))
@@ -100,12 +108,18 @@ def test_bad_logger_config_fails_before_training(wandb_env):
 
 
 def test_wandb_failure_warns_and_the_local_record_is_written(wandb_env, monkeypatch):
+    init_seconds = 1.5
+
     def unreachable(**kwargs):
+        time.sleep(init_seconds)
         raise wandb.errors.CommError("network is unreachable")
 
     monkeypatch.setattr(wandb, "init", unreachable)
     cfg = compose_cfg("logger=wandb", "logger.mode=online")
     with pytest.warns(RuntimeWarning, match="CommError: network is unreachable"):
-        record = train(cfg, wandb_env / "run", build_loggers(cfg))
-    assert record["status"] == "finished"
+        loggers = build_loggers(cfg)
+    record = train(cfg, wandb_env / "run", loggers)
+    assert record["status"] == "finished" and loggers[0].failed
+    # W&B's start-up (here a slow failure) is not part of the run's measured time.
+    assert record["wall_time_s"] < init_seconds
     assert json.loads((wandb_env / "run" / "run.json").read_text())["trial_id"] == record["trial_id"]
