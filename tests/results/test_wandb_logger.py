@@ -65,8 +65,11 @@ def test_offline_run_directory_holds_the_metrics(wandb_env):
     for record in records:
         assert record["status"] == "finished"
         # The final val loss reaches W&B as the JSON text of the same float the local record holds.
-        expected = [json.dumps(record["final_val_loss"]).encode(), record["trial_id"].encode(), b"val_loss",
-                    b"train_loss", f"bs16 s{record['seed']}".encode()]
+        final = json.dumps(record["final_val_loss"])
+        expected = [final.encode(), record["trial_id"].encode(), b"val_loss", b"train_loss",
+                    f"bs16 s{record['seed']}".encode(),
+                    # define_metric: the val loss summary holds the last value and the minimum.
+                    f'"last":{final}'.encode(), f'"min":{json.dumps(record["best_val_loss"])}'.encode()]
         assert wait_for_run_file(runs, expected), f"no offline run holds the metrics of seed {record['seed']}"
     for path in tmp.rglob("*"):
         if path.is_file():
