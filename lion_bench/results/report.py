@@ -1,6 +1,7 @@
 """lion-bench-report: run records -> tables, plots and a claims check (report.md, report.html, CSVs, PNGs).
 
-    lion-bench-report results/sweeps/2026-01-01_12-00-00 -o report/   # every run under the directory
+    lion-bench -m sweep=lr_ratio && lion-bench-report results/sweeps/lr_ratio -o report/
+    lion-bench-report results/ -o report/                            # every run under results/
     lion-bench-report results/ --wandb my-team/lion-bench -o report/  # plus runs pulled from W&B
 """
 
@@ -202,6 +203,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for path in args.run_dirs:
         if not path.exists():
             parser.error(f"{path} does not exist")
+    for project in args.wandb:
+        if project.count("/") != 1 or not all(project.split("/")):
+            parser.error(f"--wandb takes ENTITY/PROJECT, got {project!r}")
     return args
 
 

@@ -96,6 +96,8 @@ def test_report_needs_inputs(tmp_path):
         main(["-o", str(tmp_path)])
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nowhere"), "-o", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["--wandb", "no-entity", "-o", str(tmp_path)])
 
 
 def test_report_with_no_usable_runs_says_what_is_missing(tmp_path):
