@@ -72,7 +72,9 @@ def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], dict[str, Any]])
     before = _mtime_ns(run_file)
     previous = read_run(run_dir)
     if previous is not None and previous.get("status") in DONE_STATUSES:
-        print(f"skipped {run_dir.name}: already {previous['status']} (val loss {previous.get('final_val_loss')})")
+        loss = previous.get("final_val_loss")
+        loss_text = f" (val loss {loss:.4f})" if isinstance(loss, float) else ""
+        print(f"skipped {run_dir.name}: already {previous['status']}{loss_text}")
         record_attempt(run_dir, "skipped")
         return objective(previous)
     try:
