@@ -209,16 +209,20 @@ class _Plan:
 
 _plans: OrderedDict[tuple, _Plan] = OrderedDict()
 _data_ptr = Tensor.data_ptr
+_numel = Tensor.numel
 
 
 def _plan_for(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor]) -> _Plan:
-    """The cached plan for these tensors. Keyed by their addresses only (the per-step cost is one
-    ``data_ptr`` per tensor): shapes, dtypes and layout are checked when a plan is built."""
+    """The cached plan for these tensors, keyed by their addresses and sizes and the first
+    tensors' dtypes (per step: one ``data_ptr`` per tensor and one ``numel`` per parameter).
+    Layout and every dtype are checked when a plan is built; a tensor whose data is replaced in
+    place by a view of another dtype or layout at the same address is not detected."""
     if not len(params) == len(grads) == len(exp_avgs):
         raise ValueError(
             f"lion_update_triton: got {len(params)} params, {len(grads)} grads and {len(exp_avgs)} exp_avgs"
         )
-    key = (*map(_data_ptr, params), *map(_data_ptr, grads), *map(_data_ptr, exp_avgs))
+    key = (params[0].dtype, grads[0].dtype, exp_avgs[0].dtype, *map(_numel, params),
+           *map(_data_ptr, params), *map(_data_ptr, grads), *map(_data_ptr, exp_avgs))
     plan = _plans.get(key)
     if plan is not None:
         _plans.move_to_end(key)
