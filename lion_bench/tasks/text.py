@@ -41,7 +41,7 @@ class ByteLMTask(Task):
         last_start = len(self.val_data) - self.seq_len - 1
         # Fixed, evenly spaced validation windows: the same bytes every evaluation.
         self.val_starts = torch.linspace(0, last_start, min(num_windows, last_start + 1)).long()
-        self.final_mode()
+        self.final_mode(), self.eval_stride()  # bad settings fail now, not after training
 
     @abstractmethod
     def load_splits(self) -> tuple[bytes, bytes, str]:
@@ -113,8 +113,6 @@ class ByteLMTask(Task):
         the targets no earlier window scored, so every scored byte after the first window sees at
         least ``seq_len - stride`` bytes of context. Returns (starts, first scored position).
         """
-        if not 1 <= stride <= self.seq_len:
-            raise ValueError(f"task.eval.stride must be in [1, seq_len={self.seq_len}], got {stride}")
         last_start = num_bytes - self.seq_len - 1
         starts = torch.arange(0, last_start + 1, stride)
         if starts[-1] != last_start:
@@ -124,8 +122,7 @@ class ByteLMTask(Task):
 
     def evaluate_full(self, model: nn.Module, data: Tensor, split: str) -> dict[str, float]:
         """Loss and bpc over every byte of ``data`` (after the first): batched and deterministic."""
-        stride = int(self.cfg.eval.get("stride") or self.seq_len)
-        starts, first_scored = self.full_split_windows(len(data), stride)
+        starts, first_scored = self.full_split_windows(len(data), self.eval_stride())
         total_loss, total_tokens = self._sum_loss(model, data, starts, first_scored)
         assert total_tokens == len(data) - 1, (total_tokens, len(data))
         mean = total_loss / total_tokens
@@ -141,6 +138,12 @@ class ByteLMTask(Task):
         if final == "full_test":
             return self.evaluate_full(model, self.test_data, "test")
         return self.evaluate(model)
+
+    def eval_stride(self) -> int:
+        stride = int(self.cfg.eval.get("stride") or self.seq_len)
+        if not 1 <= stride <= self.seq_len:
+            raise ValueError(f"task.eval.stride must be in [1, seq_len={self.seq_len}], got {stride}")
+        return stride
 
     def final_mode(self) -> str:
         final = self.cfg.eval.get("final") or "sample"

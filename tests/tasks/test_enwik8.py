@@ -225,3 +225,18 @@ def test_trains_and_reports_bpc_on_the_test_split(small_enwik8, tmp_path):
     assert record["final_test_bpc"] == pytest.approx(record["final_test_loss"] / math.log(2))
     assert record["final_test_bpc"] < 6.0
     assert record["data"]["test_bytes"] == 2_000
+
+
+def test_presets_compose(make_config):
+    six, twelve = (make_config([f"task={name}"]).task for name in ("enwik8", "enwik8_12l"))
+    assert (six.model.n_layer, six.model.d_model, six.model.n_head, six.model.seq_len) == (6, 512, 8, 1024)
+    assert twelve.model.n_layer == 12 and twelve.name == "enwik8"
+    assert {key: value for key, value in twelve.items() if key != "model"} == {
+        key: value for key, value in six.items() if key != "model"
+    }
+
+
+def test_bad_stride_fails_before_training(small_enwik8):
+    cfg = small_enwik8(["task.eval.stride=33"])
+    with pytest.raises(ValueError, match=r"task.eval.stride must be in \[1, seq_len=32\]"):
+        build_task(cfg.task, batch_size=8, seed=0, device=torch.device("cpu"))
