@@ -211,6 +211,19 @@ class RunParts:
     checkpoint: dict[str, Any] | None
 
 
+def _checkpoint_state(trial: str, parts: RunParts, loop: dict[str, Any]) -> dict[str, Any]:
+    """Everything the loop needs to go on from here (``loop``: its counters and best values)."""
+    return {
+        "trial_id": trial,
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "task": parts.task.state_dict(),  # the data position
+        "rng": rng_states(parts.device),
+        "loop": loop,
+    }
+
+
 def _train_loop(cfg: DictConfig, run_dir: Path, loggers: list[Logger], record: dict[str, Any],
                 parts: RunParts) -> dict[str, Any]:
     task, model, optimizer, scheduler = parts.task, parts.model, parts.optimizer, parts.scheduler
@@ -284,16 +297,9 @@ def _train_loop(cfg: DictConfig, run_dir: Path, loggers: list[Logger], record: d
                 for logger in loggers:
                     logger.log(row)
             if checkpoint_every and step % checkpoint_every == 0 and step < num_steps:
-                save_checkpoint(run_dir, {
-                    "trial_id": record["trial_id"],
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "task": task.state_dict(),
-                    "rng": rng_states(device),
-                    "loop": {"step": step, "tokens": tokens, "initial_loss": initial_loss, "wall_time_s": elapsed,
-                             "last_eval": last_eval, "best": best},
-                })
+                loop = {"step": step, "tokens": tokens, "initial_loss": initial_loss, "wall_time_s": elapsed,
+                        "last_eval": last_eval, "best": best}
+                save_checkpoint(run_dir, _checkpoint_state(record["trial_id"], parts, loop))
             progress.update(1)
             progress.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}", refresh=False)
         final = task.final_evaluate(model)
