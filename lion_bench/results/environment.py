@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -50,4 +51,6 @@ def environment(device: torch.device) -> dict:
         "lion_bench_version": __version__,
         "git_sha": git_sha(),
         "num_threads": torch.get_num_threads(),
+        # Which GPUs a launcher (Ray, SLURM) gave this process, if it narrowed them.
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
