@@ -62,3 +62,38 @@ def test_cifar10_without_datasets_says_what_to_install(make_config, monkeypatch)
     cfg = make_config(["task=image", "task.data.source=cifar10"])
     with pytest.raises(ImportError, match=r"pip install 'lion-bench\[data\]'.*task.data.source=digits"):
         build_task(cfg.task, batch_size=16, seed=0, device=CPU)
+
+
+def fake_cifar10(num_images: int = 40):
+    datasets = pytest.importorskip("datasets")
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(num_images)]
+    labels = [i % 10 for i in range(num_images)]
+    return datasets, datasets.Dataset.from_dict({"img": images, "label": labels}, features=features)
+
+
+def test_cifar10_is_read_from_the_hub_dataset(make_config, monkeypatch):
+    datasets, fake = fake_cifar10()
+    requested = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, split: requested.append((name, split)) or fake)
+    cfg = make_config(["task=image", "task.data.source=cifar10"])
+    task = build_task(cfg.task, batch_size=4, seed=0, device=CPU)
+    assert requested == [("uoft-cs/cifar10", "train")]
+    assert task.train_x.shape == (32, 3, 32, 32) and task.val_x.shape == (8, 3, 32, 32)
+    assert task.build_model()(task.val_x).shape == (8, 10)
+
+
+def test_cifar10_offline_says_what_to_do(make_config, monkeypatch):
+    datasets, _ = fake_cifar10()
+
+    def offline(name, split):
+        raise ConnectionError("Couldn't reach 'uoft-cs/cifar10' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    cfg = make_config(["task=image", "task.data.source=cifar10"])
+    with pytest.raises(RuntimeError, match=r"(?s)could not load CIFAR-10.*Couldn't reach.*task.data.source=digits"):
+        build_task(cfg.task, batch_size=4, seed=0, device=CPU)
