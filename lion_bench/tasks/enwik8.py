@@ -64,7 +64,7 @@ def read_enwik8_file(path: Path, layout: ByteSplits) -> bytes:
     try:
         return _read_archive(path, layout)
     except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error) as reason:
-        raise ValueError(f"{path} is a damaged archive ({reason}); download it again") from reason
+        raise ValueError(f"{path} is a damaged archive ({reason}); download it again from {ENWIK8_URL}") from reason
 
 
 def _read_archive(path: Path, layout: ByteSplits) -> bytes:
@@ -79,7 +79,7 @@ def _read_archive(path: Path, layout: ByteSplits) -> bytes:
             if members[0].file_size != layout.num_bytes:
                 raise ValueError(
                     f"{path} holds {members[0].filename} of {members[0].file_size:,} bytes; enwik8 has exactly "
-                    f"{layout.num_bytes:,}. The file is not enwik8 or is damaged: download it again."
+                    f"{layout.num_bytes:,}. The file is not enwik8 or is damaged: download it again from {ENWIK8_URL}."
                 )
             return archive.read(members[0])
     if magic.startswith(_GZIP_MAGIC):
@@ -95,13 +95,13 @@ def verify(data: bytes, layout: ByteSplits, origin: str) -> str:
         size = f"{len(data):,}" if len(data) <= layout.num_bytes else f"more than {layout.num_bytes:,}"
         raise ValueError(
             f"{origin} holds {size} bytes; enwik8 has exactly {layout.num_bytes:,}. "
-            "The file is not enwik8 or is truncated or damaged: download it again."
+            f"The file is not enwik8 or is truncated or damaged: download it again from {ENWIK8_URL}."
         )
     digest = hashlib.sha256(data).hexdigest()
     if layout.sha256 is not None and digest != layout.sha256:
         raise ValueError(
             f"{origin} has the right size but SHA-256 {digest}, not enwik8's {layout.sha256}. "
-            "The file is damaged or altered: download it again."
+            f"The file is damaged or altered: download it again from {ENWIK8_URL}."
         )
     return digest
 
