@@ -56,5 +56,19 @@ def local_corpus(path: str | Path, max_bytes: int | None) -> tuple[bytes, str]:
     return data, f"local:{path.resolve()}"
 
 
+def interleaved_split(data: bytes, val_fraction: float, block_bytes: int = 65536) -> tuple[bytes, bytes]:
+    """(train, validation): the data cut into blocks, with every block whose index crosses a multiple
+    of 1/val_fraction held out. A held-out tail would be one part of the corpus (in the embedded
+    corpus, the ``encodings`` charmap tables, which are nearly free to predict); interleaved blocks
+    draw validation from the whole corpus. Fixed: it depends on no seed."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
+    train, val = [], []
+    for index, start in enumerate(range(0, len(data), block_bytes)):
+        held_out = int((index + 1) * val_fraction) > int(index * val_fraction)
+        (val if held_out else train).append(data[start : start + block_bytes])
+    return b"".join(train), b"".join(val)
+
+
 def fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lion_bench.tasks.base import Batch, Task
-from lion_bench.tasks.corpus import embedded_corpus, fingerprint, local_corpus
+from lion_bench.tasks.corpus import embedded_corpus, fingerprint, interleaved_split, local_corpus
 from lion_bench.tasks.transformer import ByteTransformer
 
 
@@ -175,8 +175,5 @@ class TextTask(ByteLMTask):
             data, source = local_corpus(data_cfg.path, max_bytes)
         else:
             data, source = embedded_corpus(max_bytes or 4_000_000)
-        val_fraction = float(data_cfg.val_fraction)
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
-        split = int(len(data) * (1.0 - val_fraction))
-        return data[:split], data[split:], source
+        train, val = interleaved_split(data, float(data_cfg.val_fraction), int(data_cfg.get("block_bytes", 65536)))
+        return train, val, source
