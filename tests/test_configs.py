@@ -7,7 +7,7 @@ from importlib.resources import files
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import compose_config
+from compose import compose_config
 
 CONFIG_ROOT = files("lion_bench.configs")
 GROUPS = ("optimizer", "task", "trainer", "logger")

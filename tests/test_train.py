@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import TINY_TEXT, compose_config
+from compose import TINY_TEXT, compose_config
 from lion_bench.results.store import read_metrics, read_run
 from lion_bench.trainer import train
 

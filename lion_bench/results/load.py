@@ -6,8 +6,6 @@ unreadable, interrupted, failed, missing keys) is skipped with a warning that na
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from lion_bench.results.store import METRICS_FILE, RUN_FILE, read_metrics, read_run
+from lion_bench.sweeps.trial import config_hash
 
 RESULT_STATUSES = ("finished", "diverged")
 REQUIRED_KEYS = ("status", "trial_id", "task", "optimizer", "seed", "batch_size", "hyperparameters")
@@ -43,11 +42,7 @@ def _number(value: Any) -> float:
 
 def setup_id(config: Mapping[str, Any]) -> str:
     """6 hex digits naming the setup (task, model, data, steps, schedule, ...) runs are compared within."""
-    setup = {key: value for key, value in config.items() if key not in NON_SETUP_KEYS}
-    trainer = setup.get("trainer")
-    if isinstance(trainer, Mapping):
-        setup["trainer"] = {k: v for k, v in trainer.items() if k not in NON_SETUP_TRAINER_KEYS}
-    return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return config_hash(config, drop=NON_SETUP_KEYS, drop_trainer=NON_SETUP_TRAINER_KEYS, num_hex=6)
 
 
 def optimizer_label(record: Mapping[str, Any]) -> str:

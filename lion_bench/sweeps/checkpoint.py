@@ -9,15 +9,13 @@ a checkpoint cannot run code when it is read.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lion_bench.results.store import METRICS_FILE, atomic_write_text, read_metrics
+from lion_bench.results.store import METRICS_FILE, atomic_write, atomic_write_text, read_metrics
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -39,18 +37,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``run_dir/checkpoint.pt`` so a reader sees the old file or the new one."""
-    path = Path(run_dir) / CHECKPOINT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(run_dir) / CHECKPOINT_FILE, lambda handle: torch.save(state, handle), mode="wb")
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:

@@ -29,14 +29,22 @@ def _numbers_as_floats(value: Any) -> Any:
     return value
 
 
+def config_hash(
+    config: Mapping[str, Any], *, drop: tuple[str, ...], drop_trainer: tuple[str, ...], num_hex: int
+) -> str:
+    """Hex digits of SHA-256 over ``config`` without the top-level keys ``drop`` and the
+    ``trainer`` keys ``drop_trainer``."""
+    kept = {key: value for key, value in config.items() if key not in drop}
+    trainer = kept.get("trainer")
+    if isinstance(trainer, Mapping):
+        kept["trainer"] = {k: v for k, v in trainer.items() if k not in drop_trainer}
+    text = json.dumps(_numbers_as_floats(kept), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:num_hex]
+
+
 def trial_id(resolved_config: Mapping[str, Any]) -> str:
     """12 hex digits of SHA-256 over the resolved config (seed included), minus reporting keys."""
-    config = {key: value for key, value in resolved_config.items() if key not in NON_RESULT_KEYS}
-    trainer = config.get("trainer")
-    if isinstance(trainer, Mapping):
-        config["trainer"] = {k: v for k, v in trainer.items() if k not in NON_RESULT_TRAINER_KEYS}
-    text = json.dumps(_numbers_as_floats(config), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return config_hash(resolved_config, drop=NON_RESULT_KEYS, drop_trainer=NON_RESULT_TRAINER_KEYS, num_hex=12)
 
 
 def trial_dir_name(_root_: DictConfig) -> str:

@@ -25,7 +25,7 @@ EXPECTED = {
 
 
 def test_every_preset_is_tested_and_documented():
-    assert set(PRESETS) == set(EXPECTED) | {"optuna"}
+    assert set(PRESETS) == set(EXPECTED) | {"optuna", "quickstart"}
     for name in PRESETS:
         header = SWEEP_DIR.joinpath(f"{name}.yaml").read_text()
         assert header.startswith("# @package _global_\n# Claim:"), name
@@ -95,3 +95,14 @@ def test_optuna_preset_searches_adamw_lr_and_lion_divisor_on_log_scale(tmp_path)
     assert len({h["base_lr"] for h in adamw_runs}) == 2
     assert all(h["base_lr"] == 0.01 and 1 <= h["lr_divisor"] <= 30 for h in lion_runs)
     assert len({h["lr_divisor"] for h in lion_runs}) == 2
+
+
+def test_quickstart_runs_the_lr_ratio_arms_on_the_text_task(tmp_path):
+    result = run_sweep(tmp_path, "sweep=quickstart", "seed=0", "trainer.max_steps=2", "task.data.max_bytes=200000",
+                       "task.eval.num_windows=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = trial_records(tmp_path / "sweeps" / "quickstart")
+    assert sorted(record["arm"] for record in records.values()) == ["adamw", "lion_div1", "lion_div10", "lion_div3"]
+    assert all(record["task"] == "text" and record["status"] == "finished" for record in records.values())
+    lrs = sorted(record["hyperparameters"]["lr"] for record in records.values())
+    assert lrs == pytest.approx([5e-4, 5e-3 / 3, 5e-3, 5e-3])

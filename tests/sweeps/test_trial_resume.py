@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import TINY_TEXT, compose_config
+from compose import TINY_TEXT, compose_config
 from lion_bench.results.store import RUN_FILE, atomic_write_json, read_metrics, read_run
 from lion_bench.sweeps.checkpoint import CHECKPOINT_FILE
 from lion_bench.sweeps.resume import read_attempts, run_trial

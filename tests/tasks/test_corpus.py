@@ -36,3 +36,8 @@ def test_local_corpus_reads_a_directory_in_order(tmp_path):
     assert local_corpus(tmp_path, 8)[0] == b"first se"
     with pytest.raises(FileNotFoundError, match="task.data.path=null to use the embedded corpus"):
         local_corpus(tmp_path / "missing", None)
+
+
+def test_interleaved_split_keeps_the_fraction_for_small_corpora():
+    train, val = interleaved_split(b"y" * 200_000, 0.1, block_bytes=65536)
+    assert len(val) == 20_000 and len(train) == 180_000
