@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Callable, Mapping
 
 import torch
@@ -41,9 +42,9 @@ def _build_adamw(groups: list[dict], cfg: Mapping[str, Any], lr: float, device_t
 
 
 def _build_lion(groups: list[dict], cfg: Mapping[str, Any], lr: float, device_type: str):
-    impl = cfg.get("impl", "foreach")
+    impl = cfg.get("impl", "auto")
     if impl == "auto":
-        impl = "triton" if device_type == "cuda" else "foreach"
+        impl = "triton" if device_type == "cuda" and importlib.util.find_spec("triton") else "foreach"
     extra = {}
     if cfg.get("state_dtype") not in (None, "fp32", "float32"):
         extra["state_dtype"] = cfg["state_dtype"]

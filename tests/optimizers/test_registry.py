@@ -45,3 +45,8 @@ def test_adamw_impl_choice():
     assert cpu.defaults["foreach"] is True and not cpu.defaults["fused"]
     with pytest.raises(ValueError, match="adamw impl must be"):
         build_optimizer({"name": "adamw", "impl": "apex"}, model(), lr=1e-3, weight_decay=0.0, device_type="cpu")
+
+
+def test_lion_auto_impl_is_foreach_on_cpu():
+    optimizer = build_optimizer({"name": "lion", "impl": "auto"}, model(), lr=1e-3, weight_decay=0.0, device_type="cpu")
+    assert optimizer.impl == "foreach"
