@@ -138,3 +138,10 @@ def test_unknown_config_group_option_lists_choices(tmp_path):
     result = run_cli(tmp_path, "optimizer=sgd")
     assert result.returncode != 0
     assert "Could not find 'optimizer/sgd'" in result.stderr and "adamw" in result.stderr and "lion" in result.stderr
+
+
+def test_run_record_is_readable_like_any_written_file(tmp_path):
+    cfg = compose_config(["task=quadratic", "trainer.max_steps=2", "trainer.progress=false"])
+    train(cfg, tmp_path)
+    (tmp_path / "plain.txt").write_text("x")
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777

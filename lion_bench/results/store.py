@@ -30,6 +30,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[IO], None], mode: str = "w") -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then move it over ``path``: a reader
     sees the old file or the new one, never a part."""
@@ -37,6 +43,8 @@ def atomic_write(path: Path, write: Callable[[IO], None], mode: str = "w") -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file owner-only; give it the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
