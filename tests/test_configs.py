@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from compose import compose_config
 
 CONFIG_ROOT = files("lion_bench.configs")
-GROUPS = ("optimizer", "task", "trainer", "logger")
+GROUPS = ("optimizer", "task", "trainer", "logger", "arm")
 
 
 def options(group: str) -> list[str]:
@@ -22,7 +22,12 @@ def options(group: str) -> list[str]:
 def test_group_option_composes(group, option):
     cfg = compose_config([f"{group}={option}"])
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert resolved[group]["name"] if group != "trainer" else resolved["trainer"]["max_steps"] >= 1
+    if group == "trainer":
+        assert resolved["trainer"]["max_steps"] >= 1
+    elif group == "arm":
+        assert resolved["arm"] == option and resolved["optimizer"]["name"] in ("adamw", "lion")
+    else:
+        assert resolved[group]["name"]
     assert resolved["base"]["lr"] > 0
 
 

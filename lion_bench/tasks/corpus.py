@@ -63,8 +63,8 @@ def interleaved_split(data: bytes, val_fraction: float, block_bytes: int = 65536
     draw validation from the whole corpus. Fixed: it depends on no seed."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
-    # Small corpora get smaller blocks: at least 100 of them, so the held-out share stays val_fraction.
-    block_bytes = max(1, min(block_bytes, len(data) // 100))
+    # Small corpora get smaller blocks: at least 20 of them, so the held-out share stays near val_fraction.
+    block_bytes = max(1, min(block_bytes, len(data) // 20))
     train, val = [], []
     for index, start in enumerate(range(0, len(data), block_bytes)):
         held_out = int((index + 1) * val_fraction) > int(index * val_fraction)
