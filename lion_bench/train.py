@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lion_bench.results.loggers import build_loggers
-from lion_bench.results.store import CONFIG_FILE, atomic_write_text
+from lion_bench.results.store import CONFIG_FILE, RUN_FILE, atomic_write_text
 from lion_bench.sweeps.resume import objective, run_trial
 from lion_bench.trainer import train
 
@@ -53,7 +53,13 @@ def main(cfg: DictConfig) -> float:
     if hydra_config.mode == RunMode.MULTIRUN:
         # A sweep trial: skipped if done, resumed from its checkpoint if not, failures recorded, not raised.
         return run_trial(cfg, run_dir, run)
-    return objective(run())
+    try:
+        return objective(run())
+    except (ValueError, FileNotFoundError) as error:
+        if (run_dir / RUN_FILE).exists():  # it failed while training: keep the traceback
+            raise
+        # Bad input, found before anything ran: the message says what to do; a traceback would bury it.
+        raise SystemExit(f"lion-bench: {error}") from None
 
 
 if __name__ == "__main__":
