@@ -45,14 +45,8 @@ def loss_vs_lr(summary: pd.DataFrame, label: str, path: Path) -> Path:
                          label=f"{optimizer}: runs diverged")
     axis.set_xscale("log")
     _log_scale_if_wide(axis)
-    axis.set_xlabel("effective learning rate")
-    axis.set_ylabel("final val loss (mean, 95% CI)")
-    axis.set_title(f"{label}: val loss vs learning rate")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, axis, path, "effective learning rate", "final val loss (mean, 95% CI)",
+                 f"{label}: val loss vs learning rate")
 
 
 def best_curves(runs: pd.DataFrame, curves: pd.DataFrame, arms: pd.DataFrame, label: str, path: Path) -> Path | None:
@@ -74,14 +68,7 @@ def best_curves(runs: pd.DataFrame, curves: pd.DataFrame, arms: pd.DataFrame, la
         plt.close(figure)
         return None
     _log_scale_if_wide(axis)
-    axis.set_xlabel("step")
-    axis.set_ylabel("loss (mean over seeds)")
-    axis.set_title(f"{label}: best arms")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, axis, path, "step", "loss (mean over seeds)", f"{label}: best arms")
 
 
 def loss_vs_batch(summary: pd.DataFrame, label: str, path: Path) -> Path | None:
@@ -95,9 +82,14 @@ def loss_vs_batch(summary: pd.DataFrame, label: str, path: Path) -> Path | None:
         axis.errorbar(arms["batch_size"], arms["final_val_loss_mean"], yerr=_error_bars(arms), marker="o",
                       capsize=3, label=optimizer)
     axis.set_xscale("log", base=2)
-    axis.set_xlabel("batch size")
-    axis.set_ylabel("final val loss of the best arm (mean, 95% CI)")
-    axis.set_title(f"{label}: val loss vs batch size")
+    return _save(plt, figure, axis, path, "batch size", "final val loss of the best arm (mean, 95% CI)",
+                 f"{label}: val loss vs batch size")
+
+
+def _save(plt, figure, axis, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
