@@ -25,13 +25,6 @@ def test_digits_split_is_fixed_and_normalized(make_config):
     assert set(first.val_y.tolist()) == set(range(10))
 
 
-def test_evaluation_is_deterministic(make_config):
-    cfg = make_config(["task=image"])
-    task = build_task(cfg.task, batch_size=16, seed=0, device=CPU)
-    model = task.build_model()
-    assert task.evaluate(model) == task.evaluate(model)
-
-
 def test_cnn_learns_digits(make_config, tmp_path):
     cfg = make_config(["task=image", "optimizer=lion", "trainer.max_steps=60", "trainer.eval_every=60",
                        "trainer.progress=false", "device=cpu"])

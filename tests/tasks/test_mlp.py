@@ -21,13 +21,6 @@ def test_teacher_validation_set_is_fixed_and_training_is_fresh(make_config):
     assert not torch.equal(first.train_batch()[0], first.train_batch()[0])
 
 
-def test_evaluation_is_deterministic(make_config):
-    cfg = make_config(["task=mlp", "task.data.source=wine"])
-    task = build_task(cfg.task, batch_size=16, seed=0, device=CPU)
-    model = task.build_model()
-    assert task.evaluate(model) == task.evaluate(model)
-
-
 def test_mlp_fits_the_teacher(make_config, tmp_path):
     cfg = make_config(["task=mlp", "optimizer=lion", "trainer.max_steps=100", "trainer.eval_every=100",
                        "trainer.progress=false", "device=cpu"])
