@@ -336,7 +336,8 @@ def _train_loop(cfg: DictConfig, run_dir: Path, loggers: list[Logger], record: d
             final_val_bpc=final_val.get("val_bpc", math.nan) if finished else math.nan,
             optimizer_state_bytes=optimizer_state_bytes(optimizer),
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **{f"final_{key}": value for key, value in final.items() if key not in ("val_loss", "val_bpc")},
+            **{f"final_{key}": value for key, value in final_val.items()
+               if finished and key not in ("val_loss", "val_bpc")},
             **{key: value for key, value in best.items()},
             **peak_memory(device),
         )

@@ -6,7 +6,7 @@ A task owns its data and model and knows how to score the model. The training lo
     task.train_batch() -> batch           (tensors on CPU; next batch of the seeded stream)
     task.loss(model, batch) -> scalar     (mean loss in nats, or the task's unit)
     task.evaluate(model) -> {"val_loss": ..., ...}   (deterministic, on the fixed held-out split)
-    task.final_evaluate(model) -> {...}   (once, after the last step: final numbers; default evaluate)
+    task.final_evaluate(model) -> {...}   (once, after the last step: extra final numbers; default none)
     task.units_per_batch(batch) -> int    (tokens for LMs, examples otherwise)
     task.describe() -> dict               (data source and fingerprint, recorded in run.json)
 
@@ -52,9 +52,11 @@ class Task(ABC):
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
 
     def final_evaluate(self, model: nn.Module) -> dict[str, float]:
-        """The numbers to report at the end of a run; tasks with a costlier, fuller evaluation
-        (every byte of a split, a test split) override this."""
-        return self.evaluate(model)
+        """Numbers to report at the end of a run besides (or instead of) the evaluation the loop
+        just ran at the last step; tasks with a costlier, fuller evaluation (every byte of a split, a
+        test split) override this. Default: nothing more (evaluation is deterministic, so running
+        ``evaluate`` again would only repeat the last step's numbers)."""
+        return {}
 
     def units_per_batch(self, batch: Batch) -> int:
         return int(batch[0].shape[0])
