@@ -1,36 +1,60 @@
 """The training loop: steps, gradient accumulation and clipping, periodic evaluation, the
-divergence guard, checkpoints and resume, a progress bar, and the run record written at the end
-(atomically). A run that fails at any point, setup included, still leaves a run record saying so."""
+divergence guard, checkpoints and resume, a progress bar, and the run record written at the end.
+
+    train(cfg, run_dir) -> plan_run     bad input raises BadInput; nothing is written
+                        -> build_run    task, model, optimizer (a failure here is recorded)
+                        -> train_step, log_step, maybe_checkpoint   until the last step
+                        -> final_evaluation, close                  the record, checkpoint removed
+
+No plain step waits for the GPU: losses stay on the device and are read at log steps (every
+``trainer.log_every``, each evaluation and step 1), where the divergence guard checks every step's
+loss since the last read. A diverged run therefore stops within ``log_every`` steps, and its record
+names the step. Checkpoints are copied to host memory and written by a background thread.
+"""
 
 from __future__ import annotations
 
 import math
 import random
-import resource
 import signal
 import time
-import traceback
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from lion_bench.optimizers.registry import build_optimizer, check_optimizer_name
-from lion_bench.optimizers.schedules import build_scheduler, check_schedule
-from lion_bench.results.environment import environment
-from lion_bench.results.store import RUN_FILE, TRACEBACK_FILE, MetricsWriter, atomic_write_json
-from lion_bench.sweeps.checkpoint import (
-    load_checkpoint, remove_checkpoint, rng_states, save_checkpoint, set_rng_states, truncate_metrics,
+from lion_bench.optimizers.registry import build_optimizer
+from lion_bench.optimizers.schedules import build_scheduler
+from lion_bench.plan import RunPlan, plan_run
+from lion_bench.runs.checkpoint import (
+    CheckpointWriter,
+    load_checkpoint,
+    remove_checkpoint,
+    rng_states,
+    set_rng_states,
+    truncate_metrics,
 )
-from lion_bench.sweeps.ratio import resolve_hyperparameters
-from lion_bench.sweeps.trial import trial_id
-from lion_bench.tasks import Task, build_task, check_task_name
+from lion_bench.runs.environment import environment
+from lion_bench.runs.errors import BadInput
+from lion_bench.runs.identity import trial_id
+from lion_bench.runs.memory import PeakMemory
+from lion_bench.runs.record import RunRecord, Status, now
+from lion_bench.runs.store import (
+    MetricsWriter,
+    write_config,
+    write_failure,
+    write_record,
+)
+from lion_bench.tasks import Task, build_task
 
-BUDGETS = ("steps", "tokens")
+# Training steps of each attempt left out of the steady-state throughput (compilation, allocator warm-up).
+WARMUP_STEPS = 10
+PHASES = ("startup", "compile", "eval", "checkpoint")
 
 
 class Logger(Protocol):
@@ -38,59 +62,66 @@ class Logger(Protocol):
 
     def log(self, row: dict[str, Any]) -> None: ...
 
-    def finish(self, record: dict[str, Any]) -> None: ...
+    def finish(self, record: RunRecord) -> None: ...
 
 
 class Diverged(Exception):
-    pass
+    def __init__(self, reason: str, step: int):
+        super().__init__(reason)
+        self.step = step
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but CUDA is not available here; use device=cpu or device=auto")
-    return device
+@dataclass
+class LoopState:
+    """What the loop carries from step to step; a checkpoint saves it, so a resumed run goes on."""
+
+    step: int = 0
+    tokens: int = 0
+    initial_loss: float | None = None
+    last_eval: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+    # Seconds per phase over every attempt; "total" is the wall time of the attempts before this one.
+    time_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys((*PHASES, "total"), 0.0))
+    # Steady-state training (steps after each attempt's warm-up, evaluation and checkpoints excluded).
+    steady_tokens: int = 0
+    steady_s: float = 0.0
 
 
-def planned_steps(trainer: DictConfig) -> int:
-    """Optimizer steps of this run. ``budget: steps`` trains ``max_steps``; ``budget: tokens`` trains
-    on the data that ``max_steps`` steps see at ``reference_batch_size`` (rounded down, at least one
-    step), so runs at different batch sizes see the same number of tokens."""
-    budget = trainer.get("budget", "steps")
-    if budget not in BUDGETS:
-        raise ValueError(f"trainer.budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
-    if budget == "steps":
-        return int(trainer.max_steps)
-    reference = int(trainer.get("reference_batch_size") or 0)
-    if reference < 1:
-        raise ValueError(f"trainer.reference_batch_size must be >= 1 with budget=tokens, got {reference}")
-    batch = int(trainer.batch_size) * int(trainer.grad_accum_steps)
-    return max(1, int(trainer.max_steps) * reference // batch)
+@dataclass
+class Run:
+    """What setup built, and the bookkeeping of this attempt (not checkpointed)."""
 
+    cfg: DictConfig
+    plan: RunPlan
+    run_dir: Path
+    record: RunRecord
+    task: Task
+    model: torch.nn.Module  # the module trained: compiled when trainer.compile is on
+    eval_model: torch.nn.Module  # the plain module: evaluation shapes never recompile
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loggers: list[Logger]
+    started: float  # perf_counter() when this attempt began
+    memory: PeakMemory
+    metrics: MetricsWriter | None = None
+    checkpoints: CheckpointWriter | None = None
+    pending: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, loss on the device)
+    attempt_first_step: int = 0
+    steady_mark: tuple[float, int, float] | None = None  # (time, tokens, eval + checkpoint seconds) at its start
+    last_checkpoint_at: float = 0.0
+    progress: Any = None
 
-def validate(cfg: DictConfig) -> tuple[dict[str, Any], int]:
-    """Every check that needs no data or model, so bad input fails before anything runs.
-    Returns the resolved hyperparameters and the number of steps to train."""
-    check_optimizer_name(cfg.optimizer.name)
-    check_task_name(cfg.task.name)
-    hyperparameters = resolve_hyperparameters(cfg.base, cfg.optimizer)
-    trainer = cfg.trainer
-    if trainer.max_steps < 1:
-        raise ValueError(f"trainer.max_steps must be >= 1, got {trainer.max_steps}")
-    if trainer.grad_accum_steps < 1:
-        raise ValueError(f"trainer.grad_accum_steps must be >= 1, got {trainer.grad_accum_steps}")
-    if trainer.batch_size < 1:
-        raise ValueError(f"trainer.batch_size must be >= 1, got {trainer.batch_size}")
-    if trainer.precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"trainer.precision must be auto, fp32 or bf16, got {trainer.precision!r}")
-    if trainer.get("checkpoint_every", 0) < 0:
-        raise ValueError(f"trainer.checkpoint_every must be >= 0 (0: never), got {trainer.checkpoint_every}")
-    num_steps = planned_steps(trainer)
-    schedule = trainer.schedule
-    check_schedule(schedule.name, num_steps, schedule.warmup_steps, schedule.final_fraction)
-    return hyperparameters, num_steps
+    @property
+    def device(self) -> torch.device:
+        return self.plan.device
+
+    @property
+    def trainer(self) -> DictConfig:
+        return self.cfg.trainer
+
+    def elapsed(self, state: LoopState) -> float:
+        """Wall seconds of the whole run so far, earlier attempts included."""
+        return state.time_s["total"] + time.perf_counter() - self.started
 
 
 def seed_everything(seed: int, device: torch.device) -> None:
@@ -101,249 +132,291 @@ def seed_everything(seed: int, device: torch.device) -> None:
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    return sum(
-        value.numel() * value.element_size()
-        for state in optimizer.state.values()
-        for value in state.values()
-        if isinstance(value, torch.Tensor)
-    )
+    return sum(value.numel() * value.element_size() for state in optimizer.state.values()
+               for value in state.values() if isinstance(value, torch.Tensor))
 
 
-def peak_memory(device: torch.device) -> dict[str, Any]:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
-        return {"peak_memory_bytes": torch.cuda.max_memory_allocated(device), "peak_memory_kind": "cuda_allocated"}
-    # ru_maxrss is in KiB on Linux.
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"peak_memory_bytes": rss, "peak_memory_kind": "process_max_rss"}
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def timed(run: Run, state: LoopState, phase: str) -> Iterator[None]:
+    """Add the seconds spent inside to ``state.time_s[phase]``. The GPU's queue is drained before and
+    after, so training work queued earlier is not counted here, nor this phase's work elsewhere."""
+    sync(run.device)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        sync(run.device)
+        state.time_s[phase] += time.perf_counter() - start
+
+
+# --- setup ---------------------------------------------------------------------------------------
+def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logger], record: RunRecord,
+              started: float) -> Run:
+    """Task, model, optimizer and schedule, and what the record learns from them."""
+    device = plan.device
+    trainer = cfg.trainer
+    memory = PeakMemory(device)
+    seed_everything(int(cfg.seed), device)
+    task = build_task(cfg.task, batch_size=int(trainer.batch_size), seed=int(cfg.seed), device=device)
+    model = task.build_model().to(device)
+    optimizer = build_optimizer(cfg.optimizer, model, lr=plan.hyperparameters["lr"],
+                                weight_decay=plan.hyperparameters["weight_decay"], device_type=device.type)
+    schedule = trainer.schedule
+    scheduler = build_scheduler(optimizer, schedule.name, total_steps=plan.num_steps,
+                                warmup_steps=int(schedule.warmup_steps), final_fraction=float(schedule.final_fraction))
+    record.hyperparameters = plan.hyperparameters
+    record.batch_size = int(trainer.batch_size) * int(trainer.grad_accum_steps)
+    record.budget = trainer.get("budget", "steps")
+    record.planned_steps = plan.num_steps
+    record.data = task.describe()
+    record.num_params = sum(p.numel() for p in model.parameters())
+    record.unit = task.unit
+    record.environment = {**environment(device), "precision": plan.precision, "compile": plan.compile}
+    trained = torch.compile(model) if plan.compile else model
+    return Run(cfg, plan, run_dir, record, task, trained, model, optimizer, scheduler, list(loggers), started, memory)
+
+
+def resume(run: Run) -> LoopState:
+    """The loop state to start from: the run directory's checkpoint of this trial, else a new one."""
+    checkpoint = load_checkpoint(run.run_dir)
+    if checkpoint is None:
+        return LoopState()
+    if checkpoint["trial_id"] != run.record.trial_id:
+        raise BadInput(f"{run.run_dir} holds a checkpoint of trial {checkpoint['trial_id']}, not "
+                       f"{run.record.trial_id}; remove it or use another output directory")
+    run.eval_model.load_state_dict(checkpoint["model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.scheduler.load_state_dict(checkpoint["scheduler"])
+    run.task.load_state_dict(checkpoint["task"])
+    set_rng_states(checkpoint["rng"])
+    state = LoopState(**checkpoint["loop"])
+    truncate_metrics(run.run_dir, state.step)
+    run.record.resumed_from_step = state.step
+    return state
+
+
+# --- the loop's pieces ---------------------------------------------------------------------------
+def train_step(run: Run, state: LoopState) -> None:
+    """One optimizer step (and its micro-steps), queued without waiting for the GPU."""
+    trainer = run.trainer
+    accumulation = int(trainer.grad_accum_steps)
+    step_loss = None
+    for _ in range(accumulation):
+        batch = run.task.train_batch()
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.plan.precision == "bf16"):
+            loss = run.task.loss(run.model, batch)
+        (loss / accumulation).backward()
+        step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+        state.tokens += run.task.units_per_batch(batch)
+    if trainer.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), trainer.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    run.pending.append((state.step, step_loss / accumulation))
+
+
+def read_losses(run: Run, state: LoopState) -> float:
+    """Read every pending step loss in one host sync and apply the divergence guard to each, and to
+    the optimizer's non-finite-gradient flag where it keeps one. Returns the current step's loss."""
+    flag = getattr(run.optimizer, "nonfinite_grad_flag", None)
+    tensors = [loss.float() for _, loss in run.pending]
+    if isinstance(flag, torch.Tensor):
+        tensors.append(flag.float().reshape(()))
+    values = torch.stack(tensors).tolist() if tensors else []
+    nonfinite_gradient = bool(values.pop()) if isinstance(flag, torch.Tensor) else False
+    steps = [step for step, _ in run.pending]
+    run.pending.clear()
+    factor = float(run.trainer.divergence_factor)
+    for step, value in zip(steps, values):
+        if state.initial_loss is None:
+            state.initial_loss = value
+        if not math.isfinite(value) or value > factor * state.initial_loss:
+            raise Diverged(f"train loss {value:.4g} at step {step} (initial {state.initial_loss:.4g})", step)
+    if nonfinite_gradient:
+        since = steps[0] if steps else state.step
+        raise Diverged(f"non-finite gradient in a step from {since} to {state.step}", since)
+    return values[-1] if values else math.nan
+
+
+def evaluate(run: Run, state: LoopState) -> dict[str, float]:
+    with timed(run, state, "eval"):
+        result = run.task.evaluate(run.eval_model)
+    if not math.isfinite(result["val_loss"]):
+        raise Diverged(f"non-finite validation loss {result['val_loss']} at step {state.step}", state.step)
+    for key in ("val_loss", "val_bpc"):
+        if key in result:
+            state.best[key] = min(state.best.get(key, math.inf), result[key])
+    state.last_eval = result
+    return result
+
+
+def due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+def log_step(run: Run, state: LoopState) -> None:
+    """At log and evaluation steps: read the losses, evaluate when due, write the metrics row."""
+    trainer = run.trainer
+    at_eval = due(state.step, int(trainer.eval_every)) or state.step == run.plan.num_steps
+    if not (at_eval or due(state.step, int(trainer.log_every)) or state.step == 1):
+        return
+    train_loss = read_losses(run, state)
+    mark_steady_state(run, state)
+    row = {"step": state.step, "tokens": state.tokens, "train_loss": train_loss,
+           "lr": run.optimizer.param_groups[0]["lr"], "elapsed_s": run.elapsed(state)}
+    if at_eval:
+        row.update(evaluate(run, state))
+    run.metrics.write(row)
+    for logger in run.loggers:
+        logger.log(row)
+    if run.progress is not None:
+        run.progress.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
+
+
+def mark_steady_state(run: Run, state: LoopState) -> None:
+    """At the first read (a sync point) after this attempt's warm-up steps, start counting steady state."""
+    if run.steady_mark is None and state.step - run.attempt_first_step >= WARMUP_STEPS:
+        run.steady_mark = (time.perf_counter(), state.tokens, state.time_s["eval"] + state.time_s["checkpoint"])
+
+
+def maybe_checkpoint(run: Run, state: LoopState) -> None:
+    """Save a resume point every ``checkpoint_every`` steps and every ``checkpoint_minutes``."""
+    trainer = run.trainer
+    minutes = float(trainer.get("checkpoint_minutes") or 0)
+    by_time = minutes > 0 and time.perf_counter() - run.last_checkpoint_at >= 60 * minutes
+    by_steps = due(state.step, int(trainer.get("checkpoint_every") or 0))
+    if state.step >= run.plan.num_steps or not (by_steps or by_time):
+        return
+    if run.pending:  # every step before a resume point has passed the divergence guard
+        read_losses(run, state)
+    with timed(run, state, "checkpoint"):
+        run.checkpoints.save({
+            "trial_id": run.record.trial_id,
+            "model": run.eval_model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "task": run.task.state_dict(),  # the data position
+            "rng": rng_states(run.device),
+            "loop": {**asdict(state), "time_s": {**state.time_s, "total": run.elapsed(state)}},
+        }, run.device)
+    run.last_checkpoint_at = time.perf_counter()
+
+
+def final_evaluation(run: Run, state: LoopState) -> dict[str, Any]:
+    """The last step's evaluation plus what the task's fuller final evaluation replaces or adds."""
+    with timed(run, state, "eval"):
+        final = {**state.last_eval, **run.task.final_evaluate(run.eval_model)}
+    if not math.isfinite(final.get("val_loss", math.nan)):
+        raise Diverged(f"non-finite final validation loss {final.get('val_loss')}", state.step)
+    return final
+
+
+def close(run: Run, state: LoopState, status: Status, reason: Diverged | None = None,
+          final: dict[str, Any] | None = None) -> RunRecord:
+    """Fill in and write the record (inside ``except`` for a failure: the traceback goes beside it),
+    remove the checkpoint of a result, and tell the loggers."""
+    run.progress.close()
+    run.metrics.close()
+    try:
+        run.checkpoints.wait()
+    except Exception as error:  # a failed checkpoint write loses a resume point, not the run
+        warnings.warn(f"{run.run_dir}: the last checkpoint could not be written ({error})", RuntimeWarning)
+    record = run.record
+    sync(run.device)
+    record.status = status
+    if reason is not None:
+        record.divergence, record.diverged_at_step = str(reason), reason.step
+    record.steps, record.tokens, record.initial_train_loss = state.step, state.tokens, state.initial_loss
+    record.final = final or {}
+    record.best = dict(state.best)
+    total = run.elapsed(state)
+    record.time_s = {**{phase: state.time_s[phase] for phase in PHASES},
+                     "train": total - sum(state.time_s[phase] for phase in PHASES), "total": total}
+    if run.steady_mark is not None:
+        mark_time, mark_tokens, mark_excluded = run.steady_mark
+        excluded = state.time_s["eval"] + state.time_s["checkpoint"] - mark_excluded
+        state.steady_s += time.perf_counter() - mark_time - excluded
+        state.steady_tokens += state.tokens - mark_tokens
+    record.train_tokens_per_s = state.steady_tokens / state.steady_s if state.steady_s > 0 else None
+    record.optimizer_state_bytes = optimizer_state_bytes(run.optimizer)
+    record.peak_memory_bytes, record.peak_memory_kind = run.memory.read()
+    record.finished_at = now()
+    if status is Status.FAILED:
+        write_failure(run.run_dir, record)
+    else:
+        write_record(run.run_dir, record)
+    if status.is_result:
+        remove_checkpoint(run.run_dir)
+    for logger in run.loggers:
+        logger.finish(record)
+    return record
+
+
+# --- the whole run -------------------------------------------------------------------------------
+def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None) -> RunRecord:
+    """Train one run described by ``cfg``, writing its record under ``run_dir``. Returns the record.
+
+    Bad input raises BadInput before anything is written. If ``run_dir`` holds a checkpoint of the
+    same trial, the run continues from it. A failure after setup began leaves a record saying so;
+    Ctrl-C or SIGTERM leaves one with status interrupted (and the checkpoint) and re-raises."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    plan = plan or plan_run(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    record = RunRecord.begin(config, trial_id(config))
+    try:
+        run = build_run(cfg, plan, run_dir, loggers, record, started)
+        state = resume(run)
+    except BadInput:
+        raise
+    except Exception:
+        write_config(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
+        write_failure(run_dir, record)
+        raise
+    write_config(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
+    state.time_s["startup"] += time.perf_counter() - started
+    return run_loop(run, state)
+
+
+def run_loop(run: Run, state: LoopState) -> RunRecord:
+    run.attempt_first_step = state.step
+    run.metrics = MetricsWriter(run.run_dir, append=run.record.resumed_from_step is not None)
+    run.checkpoints = CheckpointWriter(run.run_dir)
+    run.progress = tqdm(total=run.plan.num_steps, initial=state.step, dynamic_ncols=True,
+                        desc=f"{run.cfg.optimizer.name} {run.cfg.task.name}", disable=not run.trainer.progress)
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        run.model.train()
+        run.last_checkpoint_at = time.perf_counter()
+        while state.step < run.plan.num_steps:
+            if state.step == run.attempt_first_step and run.plan.compile:
+                with timed(run, state, "compile"):  # the first call compiles the model
+                    train_step(run, state)
+            else:
+                train_step(run, state)
+            log_step(run, state)
+            maybe_checkpoint(run, state)
+            run.progress.update(1)
+        final = final_evaluation(run, state)
+    except Diverged as diverged:
+        return close(run, state, Status.DIVERGED, diverged)
+    except KeyboardInterrupt:
+        close(run, state, Status.INTERRUPTED)
+        raise
+    except Exception:
+        close(run, state, Status.FAILED)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    return close(run, state, Status.FINISHED, final=final)
 
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def first_record(cfg: DictConfig) -> dict[str, Any]:
-    """What is known about a run before anything can fail: enough to file it as failed."""
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # a broken interpolation: record the config as written
-        resolved = OmegaConf.to_container(cfg, resolve=False)
-    sweep = resolved.get("sweep") or {}
-    return {
-        "status": "failed",
-        "trial_id": trial_id(resolved),
-        "sweep": sweep.get("name") if isinstance(sweep, dict) else None,
-        "arm": resolved.get("arm"),
-        "task": (resolved.get("task") or {}).get("name"),
-        "optimizer": (resolved.get("optimizer") or {}).get("name"),
-        "seed": resolved.get("seed"),
-        "config": resolved,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def record_failure(run_dir: Path, record: dict[str, Any]) -> None:
-    """Call inside ``except``: saves the traceback next to the record and marks it failed."""
-    record["status"] = "failed"
-    record["error"] = traceback.format_exc(limit=-3).strip().splitlines()[-1]
-    (run_dir / TRACEBACK_FILE).write_text(traceback.format_exc())
-
-
-def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = ()) -> dict[str, Any]:
-    """Train one run described by ``cfg``, writing its record under ``run_dir``. Returns the record.
-
-    If ``run_dir`` holds a checkpoint of the same trial, the run continues from it. Bad input
-    raises before anything is written; later failures leave a record with status failed."""
-    run_dir = Path(run_dir)
-    record = first_record(cfg)
-    hyperparameters, num_steps = validate(cfg)
-    device = resolve_device(cfg.device)
-    trainer = cfg.trainer
-    # Data and model: a missing file or an impossible shape is bad input too (no record).
-    seed_everything(int(cfg.seed), device)
-    task = build_task(cfg.task, batch_size=int(trainer.batch_size), seed=int(cfg.seed), device=device)
-    try:
-        model = task.build_model().to(device)
-        optimizer = build_optimizer(
-            cfg.optimizer, model, lr=hyperparameters["lr"], weight_decay=hyperparameters["weight_decay"],
-            device_type=device.type,
-        )
-        schedule = trainer.schedule
-        scheduler = build_scheduler(
-            optimizer, schedule.name, total_steps=num_steps,
-            warmup_steps=int(schedule.warmup_steps), final_fraction=float(schedule.final_fraction),
-        )
-        record.update({
-            "seed": int(cfg.seed),
-            "batch_size": int(trainer.batch_size) * int(trainer.grad_accum_steps),
-            "budget": trainer.get("budget", "steps"),
-            "planned_steps": num_steps,
-            "hyperparameters": hyperparameters,
-            "data": task.describe(),
-            "num_params": sum(p.numel() for p in model.parameters()),
-            "unit": task.unit,
-            **environment(device),
-        })
-        checkpoint = load_checkpoint(run_dir)
-        if checkpoint is not None and checkpoint["trial_id"] != record["trial_id"]:
-            raise ValueError(
-                f"{run_dir} holds a checkpoint of trial {checkpoint['trial_id']}, not {record['trial_id']}; "
-                "remove it or use another output directory"
-            )
-    except Exception:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        record_failure(run_dir, record)
-        atomic_write_json(run_dir / RUN_FILE, record)
-        raise
-    parts = RunParts(task, model, optimizer, scheduler, device, num_steps, checkpoint)
-    return _train_loop(cfg, run_dir, loggers, record, parts)
-
-
-@dataclass
-class RunParts:
-    """What setup built for the loop."""
-
-    task: Task
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    device: torch.device
-    num_steps: int
-    checkpoint: dict[str, Any] | None
-
-
-def _checkpoint_state(trial: str, parts: RunParts, loop: dict[str, Any]) -> dict[str, Any]:
-    """Everything the loop needs to go on from here (``loop``: its counters and best values)."""
-    return {
-        "trial_id": trial,
-        "model": parts.model.state_dict(),
-        "optimizer": parts.optimizer.state_dict(),
-        "scheduler": parts.scheduler.state_dict(),
-        "task": parts.task.state_dict(),  # the data position
-        "rng": rng_states(parts.device),
-        "loop": loop,
-    }
-
-
-def _train_loop(cfg: DictConfig, run_dir: Path, loggers: list[Logger], record: dict[str, Any],
-                parts: RunParts) -> dict[str, Any]:
-    task, model, optimizer, scheduler = parts.task, parts.model, parts.optimizer, parts.scheduler
-    device, num_steps, checkpoint = parts.device, parts.num_steps, parts.checkpoint
-    trainer = cfg.trainer
-    checkpoint_every = int(trainer.get("checkpoint_every", 0))
-    use_bf16 = trainer.precision == "bf16" or (trainer.precision == "auto" and device.type == "cuda")
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    loop: dict[str, Any] = {
-        "step": 0, "tokens": 0, "initial_loss": None, "wall_time_s": 0.0, "last_eval": {},
-        "best": {"best_val_loss": math.inf, "best_val_bpc": math.inf},
-    }
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        task.load_state_dict(checkpoint["task"])
-        set_rng_states(checkpoint["rng"])
-        loop = checkpoint["loop"]
-        truncate_metrics(run_dir, loop["step"])
-        record["resumed_from_step"] = loop["step"]
-    best, last_eval = loop["best"], loop["last_eval"]
-    step, tokens, initial_loss = loop["step"], loop["tokens"], loop["initial_loss"]
-    start = time.perf_counter() - loop["wall_time_s"]
-    final: dict[str, float] = {}
-    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
-    progress = tqdm(total=num_steps, initial=step, desc=f"{cfg.optimizer.name} {cfg.task.name}",
-                    disable=not trainer.progress, dynamic_ncols=True)
-    metrics = MetricsWriter(run_dir, append=checkpoint is not None)
-
-    def evaluate() -> dict[str, float]:
-        result = task.evaluate(model)
-        if not math.isfinite(result["val_loss"]):
-            raise Diverged(f"non-finite validation loss {result['val_loss']} at step {step}")
-        for key in ("val_loss", "val_bpc"):
-            if key in result:
-                best[f"best_{key}"] = min(best[f"best_{key}"], result[key])
-        return result
-
-    try:
-        model.train()
-        while step < num_steps:
-            step_loss = 0.0
-            for _ in range(trainer.grad_accum_steps):
-                batch = task.to_device(task.train_batch())
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = task.loss(model, batch)
-                (loss / trainer.grad_accum_steps).backward()
-                step_loss += loss.item() / trainer.grad_accum_steps
-                tokens += task.units_per_batch(batch)
-            if initial_loss is None:
-                initial_loss = step_loss
-            if not math.isfinite(step_loss) or step_loss > trainer.divergence_factor * initial_loss:
-                raise Diverged(f"train loss {step_loss:.4g} at step {step} (initial {initial_loss:.4g})")
-            if trainer.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            elapsed = time.perf_counter() - start
-            row = {"step": step, "tokens": tokens, "train_loss": step_loss, "lr": lr, "elapsed_s": elapsed}
-            if step % trainer.eval_every == 0 or step == num_steps:
-                last_eval = evaluate()
-                row.update(last_eval)
-            if step % trainer.log_every == 0 or "val_loss" in row or step == 1:
-                metrics.write(row)
-                for logger in loggers:
-                    logger.log(row)
-            if checkpoint_every and step % checkpoint_every == 0 and step < num_steps:
-                loop = {"step": step, "tokens": tokens, "initial_loss": initial_loss, "wall_time_s": elapsed,
-                        "last_eval": last_eval, "best": best}
-                save_checkpoint(run_dir, _checkpoint_state(record["trial_id"], parts, loop))
-            progress.update(1)
-            progress.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}", refresh=False)
-        final = task.final_evaluate(model)
-        if not math.isfinite(final.get("val_loss", 0.0)):
-            raise Diverged(f"non-finite final validation loss {final['val_loss']}")
-        record["status"] = "finished"
-    except Diverged as reason:
-        record["status"] = "diverged"
-        record["divergence"] = str(reason)
-    except KeyboardInterrupt:
-        record["status"] = "interrupted"
-        raise
-    except Exception:
-        record_failure(run_dir, record)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        progress.close()
-        metrics.close()
-        wall = time.perf_counter() - start
-        finished = record["status"] == "finished"
-        # The final numbers: the task's final evaluation (default: the same as `evaluate`); a
-        # fuller one (every validation byte) replaces the sampled val loss, a test split adds keys.
-        final_val = {**last_eval, **final}
-        if "full_val_loss" in final:
-            final_val.update(val_loss=final["full_val_loss"], val_bpc=final.get("full_val_bpc", math.nan))
-        record.update(
-            steps=step,
-            tokens=tokens,
-            wall_time_s=wall,
-            tokens_per_s=tokens / wall if wall > 0 else None,
-            initial_train_loss=initial_loss,
-            final_val_loss=final_val.get("val_loss", math.nan) if finished else math.nan,
-            final_val_bpc=final_val.get("val_bpc", math.nan) if finished else math.nan,
-            optimizer_state_bytes=optimizer_state_bytes(optimizer),
-            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **{f"final_{key}": value for key, value in final_val.items()
-               if finished and key not in ("val_loss", "val_bpc")},
-            **{key: value for key, value in best.items()},
-            **peak_memory(device),
-        )
-        atomic_write_json(run_dir / RUN_FILE, record)
-        if record["status"] in ("finished", "diverged"):
-            remove_checkpoint(run_dir)
-        for logger in loggers:
-            logger.finish(record)
-    return record

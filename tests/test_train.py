@@ -8,16 +8,20 @@ import subprocess
 import sys
 
 import pytest
-
+import torch
 from compose import TINY_TEXT, compose_config
-from lion_bench.results.store import read_metrics, read_run
+
+from lion_bench.runs.store import read_metrics, read_record
+from lion_bench.runs.record import Status
 from lion_bench.trainer import train
 
 RECORD_KEYS = {
-    "status", "trial_id", "optimizer", "hyperparameters", "final_val_loss", "best_val_loss", "steps", "tokens",
-    "wall_time_s", "tokens_per_s", "peak_memory_bytes", "optimizer_state_bytes", "device_name", "torch_version",
-    "triton_version", "git_sha", "config", "data", "seed",
+    "schema_version", "status", "trial_id", "optimizer", "hyperparameters", "final_val_loss", "best_val_loss",
+    "steps", "tokens", "time_s", "train_tokens_per_s", "peak_memory_bytes", "optimizer_state_bytes", "environment",
+    "config", "data", "seed",
 }
+ENVIRONMENT_KEYS = {"device", "device_type", "device_name", "precision", "compile", "torch_version", "triton_version",
+                    "git_sha"}
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "lion"])
@@ -25,14 +29,15 @@ def test_text_task_val_loss_drops(tmp_path, optimizer):
     cfg = compose_config([f"optimizer={optimizer}", "trainer.max_steps=40", "trainer.eval_every=20", *TINY_TEXT])
     record = train(cfg, tmp_path)
     assert record["status"] == "finished"
-    assert RECORD_KEYS <= set(record)
+    assert RECORD_KEYS <= set(record.to_dict()) and ENVIRONMENT_KEYS <= set(record.environment)
+    assert record.environment["precision"] == "fp32" and record.environment["compile"] is False
     rows = read_metrics(tmp_path)
     evals = [row["val_loss"] for row in rows if "val_loss" in row]
     assert len(evals) == 2
     assert evals[-1] < evals[0] and record["final_val_loss"] < math.log(256)
     assert record["final_val_bpc"] == pytest.approx(record["final_val_loss"] / math.log(2))
     assert record["data"]["source"].startswith("python-stdlib:") and len(record["data"]["sha256"]) == 64
-    assert read_run(tmp_path)["trial_id"] == record["trial_id"]
+    assert read_record(tmp_path)["trial_id"] == record["trial_id"]
     assert {"step", "tokens", "train_loss", "lr", "elapsed_s"} <= set(rows[0])
 
 
@@ -70,12 +75,17 @@ def test_gradient_accumulation_counts_tokens(tmp_path):
     assert record["batch_size"] == 16
 
 
-def test_divergence_is_a_result(tmp_path):
-    cfg = compose_config(["optimizer=adamw", "base.lr=50", "trainer.grad_clip=0", "trainer.max_steps=60", *TINY_TEXT])
+@pytest.mark.parametrize("log_every", [1, 10])
+def test_divergence_is_a_result_found_within_log_every_steps(tmp_path, log_every):
+    cfg = compose_config(["optimizer=adamw", "base.lr=50", "trainer.grad_clip=0", "trainer.max_steps=60",
+                          f"trainer.log_every={log_every}", *TINY_TEXT])
     record = train(cfg, tmp_path)
-    assert record["status"] == "diverged"
-    assert "divergence" in record and record["steps"] < 60
-    assert read_run(tmp_path)["status"] == "diverged"
+    assert record.status is Status.DIVERGED
+    # The losses are read every log_every steps: the run stops at the first read after the bad step,
+    # and the record names the step where the loss went bad.
+    assert f"at step {record.diverged_at_step}" in record.divergence
+    assert record.diverged_at_step <= record.steps < record.diverged_at_step + log_every
+    assert read_record(tmp_path)["status"] == "diverged" and read_record(tmp_path).diverged_at_step >= 1
 
 
 def test_interrupt_flushes_record(tmp_path):
@@ -90,7 +100,7 @@ def test_interrupt_flushes_record(tmp_path):
     cfg = compose_config(["task=quadratic", "trainer.max_steps=50", "trainer.log_every=1", "trainer.progress=false"])
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path, loggers=[InterruptAt()])
-    record = read_run(tmp_path)
+    record = read_record(tmp_path)
     assert record["status"] == "interrupted" and record["steps"] == 3
     assert [row["step"] for row in read_metrics(tmp_path)] == [1, 2, 3]
 
@@ -145,3 +155,28 @@ def test_run_record_is_readable_like_any_written_file(tmp_path):
     train(cfg, tmp_path)
     (tmp_path / "plain.txt").write_text("x")
     assert (tmp_path / "run.json").stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777
+
+
+def test_record_breaks_time_down_and_measures_steady_throughput(tmp_path):
+    cfg = compose_config(["trainer.max_steps=30", "trainer.eval_every=10", *TINY_TEXT])
+    record = train(cfg, tmp_path)
+    time_s = record.time_s
+    assert set(time_s) == {"startup", "compile", "train", "eval", "checkpoint", "total"}
+    assert time_s["compile"] == 0 and time_s["eval"] > 0 and time_s["train"] > 0
+    assert time_s["total"] == pytest.approx(sum(value for key, value in time_s.items() if key != "total"))
+    # Steady state: training steps after the first 10, evaluation excluded; a throughput, not tokens / total.
+    assert record.train_tokens_per_s > record.tokens / time_s["total"]
+    # CPU peak memory of this run, reset at its start (trials of a multirun share a process).
+    assert record.peak_memory_kind == "rss_since_run_start" and record.peak_memory_bytes > 0
+
+
+def test_batches_are_the_same_stream_for_a_seed(make_config):
+    """Training windows come from the task's seeded host generator (the same on every device)."""
+    from lion_bench.tasks import build_task
+
+    cfg = make_config(TINY_TEXT)
+    first, second = (build_task(cfg.task, batch_size=4, seed=3, device=torch.device("cpu")) for _ in range(2))
+    for _ in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(first.train_batch(), second.train_batch()))
+    inputs, targets = first.train_batch()
+    assert inputs.shape == targets.shape == (4, 32) and torch.equal(inputs[:, 1:], targets[:, :-1])

@@ -20,14 +20,14 @@ import pandas as pd
 from lion_bench.results.claims import CLAIMS, RULES, Verdict, check_claims
 from lion_bench.results.load import SkippedRun, load_local, tables
 from lion_bench.results.plots import make_plots
-from lion_bench.results.store import atomic_write_text
 from lion_bench.results.tables import lion_vs_adamw, summarize
+from lion_bench.runs.store import atomic_write_text
 
 SUMMARY_COLUMNS = [
     "task", "setup", "optimizer", "lr_divisor", "wd_multiplier", "betas", "batch_size", "lr", "weight_decay",
     "num_seeds", "num_diverged", "final_val_loss_mean", "final_val_loss_std", "final_val_loss_ci_low",
     "final_val_loss_ci_high", "best_val_loss_mean", "best_val_loss_ci_low", "best_val_loss_ci_high",
-    "final_val_bpc_mean", "final_val_bpc_ci_low", "final_val_bpc_ci_high", "tokens_per_s",
+    "final_val_bpc_mean", "final_val_bpc_ci_low", "final_val_bpc_ci_high", "train_tokens_per_s",
 ]
 
 
@@ -75,7 +75,9 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
             "final val loss (mean ± std [95% CI])": cell("final_val_loss"),
             "best val loss": cell("best_val_loss"),
             "final val bpc": cell("final_val_bpc") if not math.isnan(row.final_val_bpc_mean) else "-",
-            "tokens/s": _number(row.tokens_per_s, ".0f"),
+            # Steady-state training throughput; runs recorded before it was measured show wall clock.
+            "train tokens/s": _number(row.train_tokens_per_s, ".0f") if not math.isnan(row.train_tokens_per_s)
+            else f"{_number(row.wall_tokens_per_s, '.0f')} (wall clock, evaluation included)",
         })
     return pd.DataFrame(rows)
 

@@ -45,7 +45,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             values = finished[metric].dropna()
             row.update({f"{metric}_mean": mean, f"{metric}_std": values.std(ddof=1) if len(values) > 1 else math.nan,
                         f"{metric}_ci_low": low, f"{metric}_ci_high": high})
-        row["tokens_per_s"] = arm["tokens_per_s"].mean()
+        row["train_tokens_per_s"] = arm["train_tokens_per_s"].mean()
+        row["wall_tokens_per_s"] = arm["wall_tokens_per_s"].mean()
         row["score_mean"] = arm["score"].mean()
         row["seeds"] = ",".join(str(seed) for seed in sorted(arm["seed"].unique()))
         rows.append(row)

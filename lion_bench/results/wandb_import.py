@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from lion_bench.results.wandb_logger import SUMMARY_KEYS
-from lion_bench.sweeps.ratio import resolve_hyperparameters
+from lion_bench.runs.ratio import resolve_hyperparameters
+from lion_bench.runs.wandb_logger import SUMMARY_KEYS
 
 HISTORY_KEYS = ("step", "tokens", "train_loss", "lr", "elapsed_s", "val_loss", "val_bpc")
 

@@ -14,25 +14,25 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from lion_bench.results.store import RUN_FILE, TRACEBACK_FILE, atomic_write_json, read_run
-from lion_bench.trainer import first_record, record_failure
+from lion_bench.runs.errors import RecordError
+from lion_bench.runs.identity import trial_id
+from lion_bench.runs.record import RunRecord, Status
+from lion_bench.runs.store import RUN_FILE, TRACEBACK_FILE, read_record, write_failure
 
 ATTEMPTS_FILE = "attempts.jsonl"
-# A trial whose run.json says one of these is a result: rerunning the sweep skips it.
-DONE_STATUSES = ("finished", "diverged")
-OUTCOMES = ("finished", "diverged", "failed", "interrupted", "skipped")
+# The outcome of one attempt at a trial: a run status, or skipped (its record already a result).
+OUTCOMES = (*(status.value for status in Status), "skipped")
 
 log = logging.getLogger(__name__)
 
 
-def objective(record: dict[str, Any]) -> float:
+def objective(record: RunRecord) -> float:
     """What sweepers minimize: the final val loss; a diverged run is infinitely bad, a failed one NaN."""
-    if record.get("status") == "diverged":
+    if record.status is Status.DIVERGED:
         return math.inf
-    loss = record.get("final_val_loss")
-    return float(loss) if isinstance(loss, (int, float)) else math.nan
+    return record.final_val_loss if record.status is Status.FINISHED else math.nan
 
 
 def record_attempt(run_dir: Path, outcome: str) -> None:
@@ -61,20 +61,30 @@ def _mtime_ns(path: Path) -> int | None:
         return None
 
 
-def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], dict[str, Any]]) -> float:
+def previous_result(run_dir: Path) -> RunRecord | None:
+    """The trial's record when it is already a result (finished or diverged) and valid."""
+    try:
+        record = read_record(run_dir)
+    except RecordError as error:
+        log.warning(f"{error}: the trial runs again")
+        return None
+    return record if record is not None and record.status.is_result else None
+
+
+def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> float:
     """Run one sweep trial of config ``cfg`` in ``run_dir`` by calling ``run`` (which returns the
-    run record), unless its run.json already says finished or diverged. An exception is recorded
-    (status failed, traceback.txt; also when it came before the trainer wrote anything, as bad
-    input does) and logged, not raised, so the sweep goes on; Ctrl-C still stops the sweep.
-    Returns the objective for the sweeper."""
+    run record), unless its run.json is already a result. An exception is recorded (status failed,
+    traceback.txt; also when it came before the trainer wrote anything, as bad input does) and
+    logged, not raised, so the sweep goes on; Ctrl-C still stops the sweep. Returns the objective
+    for the sweeper."""
     run_dir = Path(run_dir)
     run_file = run_dir / RUN_FILE
     before = _mtime_ns(run_file)
-    previous = read_run(run_dir)
-    if previous is not None and previous.get("status") in DONE_STATUSES:
-        loss = previous.get("final_val_loss")
-        loss_text = f" (val loss {loss:.4f})" if isinstance(loss, float) else ""
-        print(f"skipped {run_dir.name}: already {previous['status']}{loss_text}")
+    previous = previous_result(run_dir)
+    if previous is not None:
+        loss = previous.final_val_loss
+        loss_text = f" (val loss {loss:.4f})" if math.isfinite(loss) else ""
+        print(f"skipped {run_dir.name}: already {previous.status.value}{loss_text}")
         record_attempt(run_dir, "skipped")
         return objective(previous)
     try:
@@ -83,13 +93,15 @@ def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], dict[str, Any]])
         record_attempt(run_dir, "interrupted")
         raise
     except Exception as error:
-        run_dir.mkdir(parents=True, exist_ok=True)
         if before is None or _mtime_ns(run_file) == before:  # failed before the trainer wrote a record
-            record = first_record(cfg)
-            record_failure(run_dir, record)
-            atomic_write_json(run_file, record)
+            config = OmegaConf.to_container(cfg, resolve=False)
+            try:
+                config = OmegaConf.to_container(cfg, resolve=True)
+            except Exception:  # a broken interpolation: record the config as written
+                pass
+            write_failure(run_dir, RunRecord.begin(config, trial_id(config)))
         record_attempt(run_dir, "failed")
         log.error(f"trial {run_dir.name} failed: {type(error).__name__}: {error} (see {run_dir / TRACEBACK_FILE})")
         return math.nan
-    record_attempt(run_dir, record["status"])
+    record_attempt(run_dir, record.status.value)
     return objective(record)

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 import torch
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import Task
 from lion_bench.tasks.enwik8 import Enwik8Task
 from lion_bench.tasks.image import ImageTask
@@ -26,7 +27,7 @@ TASKS: dict[str, type[Task]] = {
 
 def check_task_name(name: str) -> None:
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+        raise BadInput(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
 
 
 def build_task(cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device) -> Task:

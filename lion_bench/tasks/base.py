@@ -3,15 +3,21 @@
 A task owns its data and model and knows how to score the model. The training loop only calls:
 
     task.build_model() -> nn.Module
-    task.train_batch() -> batch           (tensors on CPU; next batch of the seeded stream)
-    task.loss(model, batch) -> scalar     (mean loss in nats, or the task's unit)
+    task.train_batch() -> batch           (tensors on the task's device; next batch of the seeded stream)
+    task.loss(model, batch) -> scalar     (mean loss in nats, or the task's unit; a device tensor)
     task.evaluate(model) -> {"val_loss": ..., ...}   (deterministic, on the fixed held-out split)
-    task.final_evaluate(model) -> {...}   (once, after the last step: extra final numbers; default none)
+    task.final_evaluate(model) -> {...}   (once, after the last step: numbers that replace or add to
+                                           the last evaluation's; default none)
     task.units_per_batch(batch) -> int    (tokens for LMs, examples otherwise)
     task.describe() -> dict               (data source and fingerprint, recorded in run.json)
 
-The data position is the state of ``self.generator``; ``state_dict`` and ``load_state_dict``
-carry it across checkpoints.
+Metric keys are canonical, so the trainer knows none of a task's own: ``val_loss`` (lower is
+better; what runs are compared on), optionally ``val_bpc`` and ``val_accuracy``, and for a
+held-out test split ``test_loss`` / ``test_bpc``; ``*_bytes`` and the like count what was scored.
+
+Batches are drawn on the host from ``self.generator`` (so a seed gives the same batches on every
+device) and copied to the device from pinned memory without blocking the host. The data position
+is the state of ``self.generator``; ``state_dict`` and ``load_state_dict`` carry it across checkpoints.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
+
+from lion_bench.runs.errors import BadInput
 
 Batch = tuple[Tensor, ...]
 
@@ -32,7 +40,7 @@ class Task(ABC):
 
     def __init__(self, cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device):
         if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+            raise BadInput(f"batch size must be >= 1, got {batch_size}")
         self.cfg = cfg
         self.batch_size = batch_size
         self.seed = seed
@@ -65,7 +73,12 @@ class Task(ABC):
         return {"name": self.name}
 
     def to_device(self, batch: Batch) -> Batch:
-        return tuple(t.to(self.device, non_blocking=True) for t in batch)
+        """``batch`` on the task's device. From the CPU to a GPU the copy goes through pinned memory
+        and does not block the host (the caching host allocator keeps each pinned buffer until its
+        copy is done), so the host can prepare the next batch while the GPU trains on this one."""
+        if self.device.type == "cpu":
+            return batch
+        return tuple(t.pin_memory().to(self.device, non_blocking=True) if not t.is_cuda else t for t in batch)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}

@@ -8,6 +8,8 @@ import os
 import sysconfig
 from pathlib import Path
 
+from lion_bench.runs.errors import BadInput
+
 # Directories of the stdlib tree that hold installed packages or generated files, not the stdlib.
 _SKIPPED_STDLIB_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 
@@ -45,14 +47,14 @@ def local_corpus(path: str | Path, max_bytes: int | None) -> tuple[bytes, str]:
     """A file, or every file under a directory in sorted order."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(
+        raise BadInput(
             f"task.data.path={str(path)!r} does not exist. Point it at a text file or a directory of "
             "files, or set task.data.path=null to use the embedded corpus (Python standard library sources)."
         )
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     data = read_files(files, max_bytes)
     if not data:
-        raise ValueError(f"task.data.path={str(path)!r} holds no bytes; point it at a non-empty file or directory")
+        raise BadInput(f"task.data.path={str(path)!r} holds no bytes; point it at a non-empty file or directory")
     return data, f"local:{path.resolve()}"
 
 
@@ -62,7 +64,7 @@ def interleaved_split(data: bytes, val_fraction: float, block_bytes: int = 65536
     corpus, the ``encodings`` charmap tables, which are nearly free to predict); interleaved blocks
     draw validation from the whole corpus. Fixed: it depends on no seed."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
+        raise BadInput(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
     # Small corpora get smaller blocks: at least 20 of them, so the held-out share stays near val_fraction.
     block_bytes = max(1, min(block_bytes, len(data) // 20))
     train, val = [], []

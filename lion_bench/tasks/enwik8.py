@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.text import ByteLMTask
 
 ENWIK8_URL = "http://mattmahoney.net/dc/enwik8.zip"
@@ -64,7 +65,7 @@ def read_enwik8_file(path: Path, layout: ByteSplits) -> bytes:
     try:
         return _read_archive(path, layout)
     except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error) as reason:
-        raise ValueError(f"{path} is a damaged archive ({reason}); download it again from {ENWIK8_URL}") from reason
+        raise BadInput(f"{path} is a damaged archive ({reason}); download it again from {ENWIK8_URL}") from reason
 
 
 def _read_archive(path: Path, layout: ByteSplits) -> bytes:
@@ -75,9 +76,9 @@ def _read_archive(path: Path, layout: ByteSplits) -> bytes:
             members = [info for info in archive.infolist() if not info.is_dir()]
             if len(members) != 1:
                 names = ", ".join(info.filename for info in members) or "nothing"
-                raise ValueError(f"{path} should be a zip holding just the file enwik8, but it holds: {names}")
+                raise BadInput(f"{path} should be a zip holding just the file enwik8, but it holds: {names}")
             if members[0].file_size != layout.num_bytes:
-                raise ValueError(
+                raise BadInput(
                     f"{path} holds {members[0].filename} of {members[0].file_size:,} bytes; enwik8 has exactly "
                     f"{layout.num_bytes:,}. The file is not enwik8 or is damaged: download it again from {ENWIK8_URL}."
                 )
@@ -93,13 +94,13 @@ def verify(data: bytes, layout: ByteSplits, origin: str) -> str:
     """Raise unless ``data`` has the exact size and checksum of ``layout``; return its SHA-256."""
     if len(data) != layout.num_bytes:
         size = f"{len(data):,}" if len(data) <= layout.num_bytes else f"more than {layout.num_bytes:,}"
-        raise ValueError(
+        raise BadInput(
             f"{origin} holds {size} bytes; enwik8 has exactly {layout.num_bytes:,}. "
             f"The file is not enwik8 or is truncated or damaged: download it again from {ENWIK8_URL}."
         )
     digest = hashlib.sha256(data).hexdigest()
     if layout.sha256 is not None and digest != layout.sha256:
-        raise ValueError(
+        raise BadInput(
             f"{origin} has the right size but SHA-256 {digest}, not enwik8's {layout.sha256}. "
             f"The file is damaged or altered: download it again from {ENWIK8_URL}."
         )
@@ -132,19 +133,19 @@ def load_enwik8(
     if path:
         source = Path(path).expanduser()
         if not source.is_file():
-            raise FileNotFoundError(f"task.data.path={str(path)!r} is not a file.\n{how_to_get(cache_dir)}")
+            raise BadInput(f"task.data.path={str(path)!r} is not a file.\n{how_to_get(cache_dir)}")
         data = read_enwik8_file(source, layout)
         return data, f"local:{source.resolve()}", verify(data, layout, str(source))
     cached = cache_dir / "enwik8"
     if not cached.is_file():
         if not allow_download:
-            raise FileNotFoundError(
+            raise BadInput(
                 f"enwik8 is not in the cache ({cached}) and task.data.download=false.\n{how_to_get(cache_dir)}"
             )
         try:
             download(url, cache_dir, layout)
         except (urllib.error.URLError, OSError) as reason:
-            raise FileNotFoundError(
+            raise BadInput(
                 f"enwik8 is not in the cache ({cached}) and downloading {url} failed ({reason}).\n"
                 f"{how_to_get(cache_dir)}"
             ) from reason

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.supervised import ArrayTask, load_sklearn_dataset, split_train_val
 
 IMAGE_SOURCES = ("digits", "cifar10")
@@ -30,14 +31,14 @@ def load_cifar10_images() -> tuple[Tensor, Tensor]:
     try:
         import datasets
     except ImportError as missing:
-        raise ImportError(
+        raise BadInput(
             "task.data.source=cifar10 loads CIFAR-10 through Hugging Face datasets, which is not installed: "
             "pip install 'lion-bench[data]' (or pip install datasets). Offline, use task.data.source=digits."
         ) from missing
     try:
         train = datasets.load_dataset(CIFAR10_HUB_ID, split="train")
     except Exception as reason:  # noqa: BLE001 - datasets raises many kinds; all mean "could not get it"
-        raise RuntimeError(
+        raise BadInput(
             f"could not load CIFAR-10 ({CIFAR10_HUB_ID}) from the Hugging Face Hub: {reason}\n"
             "It needs network access the first time (then it is cached under ~/.cache/huggingface). "
             "Offline, use task.data.source=digits."
@@ -80,7 +81,7 @@ class ImageTask(ArrayTask):
             x, y = load_cifar10_images()
             description = f"hf:{CIFAR10_HUB_ID}:train"
         else:
-            raise ValueError(f"unknown task.data.source {source!r}; valid: {', '.join(IMAGE_SOURCES)}")
+            raise BadInput(f"unknown task.data.source {source!r}; valid: {', '.join(IMAGE_SOURCES)}")
         train_x, train_y, val_x, val_y = split_train_val(x, y, float(data_cfg.val_fraction), int(data_cfg.split_seed))
         # Normalize each channel with training statistics only.
         mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
@@ -92,5 +93,5 @@ class ImageTask(ArrayTask):
         num_classes = int(torch.cat([self.train_y, self.val_y]).max()) + 1
         channels = [int(width) for width in self.cfg.model.channels]
         if not channels or min(channels) < 1:
-            raise ValueError(f"task.model.channels must be a non-empty list of positive widths, got {channels}")
+            raise BadInput(f"task.model.channels must be a non-empty list of positive widths, got {channels}")
         return SmallCNN(self.train_x.shape[1], channels, num_classes)

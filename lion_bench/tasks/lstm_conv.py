@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.text import TextTask
 
 
@@ -31,7 +32,7 @@ class ConvLSTM(nn.Module):
     ):
         super().__init__()
         if min(embed_dim, kernel_size, hidden_size, num_lstm_layers) < 1 or num_conv_layers < 0:
-            raise ValueError(
+            raise BadInput(
                 "lstm_conv model: embed_dim, kernel_size, hidden_size and num_lstm_layers must be >= 1, "
                 "num_conv_layers >= 0"
             )

@@ -14,8 +14,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import Batch
-from lion_bench.tasks.supervised import SKLEARN_DATASETS, ArrayTask, load_sklearn_dataset, split_train_val
+from lion_bench.tasks.supervised import (
+    SKLEARN_DATASETS,
+    ArrayTask,
+    load_sklearn_dataset,
+    split_train_val,
+)
 
 MLP_SOURCES = ("teacher",) + SKLEARN_DATASETS
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -53,7 +59,7 @@ class MLPTask(ArrayTask):
             # Training examples are drawn fresh each step (train_batch); the train tensors stay empty.
             return val_x[:0], val_y[:0], val_x, val_y, "synthetic:teacher"
         if source not in SKLEARN_DATASETS:
-            raise ValueError(f"unknown task.data.source {source!r}; valid: {', '.join(MLP_SOURCES)}")
+            raise BadInput(f"unknown task.data.source {source!r}; valid: {', '.join(MLP_SOURCES)}")
         x, y = load_sklearn_dataset(source)
         train_x, train_y, val_x, val_y = split_train_val(x, y, float(data_cfg.val_fraction), int(data_cfg.split_seed))
         mean, std = train_x.mean(dim=0), train_x.std(dim=0)
@@ -62,17 +68,17 @@ class MLPTask(ArrayTask):
 
     def train_batch(self) -> Batch:
         if self.teacher is not None:
-            return self.teacher.sample(self.batch_size, self.generator)
+            return self.to_device(self.teacher.sample(self.batch_size, self.generator))
         return super().train_batch()
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.seed)
         model_cfg = self.cfg.model
         if model_cfg.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown task.model.activation {model_cfg.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+            raise BadInput(f"unknown task.model.activation {model_cfg.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         widths = [self.val_x.shape[1]] + [int(width) for width in model_cfg.hidden]
         if min(widths) < 1:
-            raise ValueError(f"task.model.hidden must hold positive widths, got {list(model_cfg.hidden)}")
+            raise BadInput(f"task.model.hidden must hold positive widths, got {list(model_cfg.hidden)}")
         if self.teacher is not None:
             outputs = self.val_y.shape[1]
         else:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import Batch, Task
 
 
@@ -22,7 +23,7 @@ class QuadraticTask(Task):
         self.outputs = int(cfg.get("outputs", 4))
         condition_number = float(cfg.get("condition_number", 100.0))
         if self.dim < 1 or self.outputs < 1 or condition_number < 1:
-            raise ValueError("quadratic task: dim and outputs must be >= 1, condition_number >= 1")
+            raise BadInput("quadratic task: dim and outputs must be >= 1, condition_number >= 1")
         self.noise = float(cfg.get("noise", 0.1))
         problem = torch.Generator().manual_seed(int(cfg.get("problem_seed", 1234)))
         # Feature scales from 1 down to 1/sqrt(condition_number): Hessian eigenvalues span it.
@@ -41,7 +42,7 @@ class QuadraticTask(Task):
         return nn.Linear(self.dim, self.outputs)
 
     def train_batch(self) -> Batch:
-        return self._sample(self.batch_size, self.generator)
+        return self.to_device(self._sample(self.batch_size, self.generator))
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         x, y = batch

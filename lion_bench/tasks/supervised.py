@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import Batch, Task
 
 SKLEARN_DATASETS = ("digits", "breast_cancer", "wine")
@@ -22,11 +23,11 @@ SKLEARN_DATASETS = ("digits", "breast_cancer", "wine")
 def load_sklearn_dataset(name: str) -> tuple[Tensor, Tensor]:
     """(features float32 (n, d), labels int64 (n,)) of a dataset that ships inside scikit-learn."""
     if name not in SKLEARN_DATASETS:
-        raise ValueError(f"unknown scikit-learn dataset {name!r}; valid: {', '.join(SKLEARN_DATASETS)}")
+        raise BadInput(f"unknown scikit-learn dataset {name!r}; valid: {', '.join(SKLEARN_DATASETS)}")
     try:
         from sklearn import datasets
     except ImportError as missing:
-        raise ImportError(
+        raise BadInput(
             f"the {name!r} dataset ships with scikit-learn, which is not installed: pip install scikit-learn"
         ) from missing
     bunch = getattr(datasets, f"load_{name}")()
@@ -36,7 +37,7 @@ def load_sklearn_dataset(name: str) -> tuple[Tensor, Tensor]:
 def split_train_val(x: Tensor, y: Tensor, val_fraction: float, split_seed: int) -> Batch:
     """A fixed random split (the same for every run seed): (train x, train y, val x, val y)."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
+        raise BadInput(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
     num_val = max(1, round(len(x) * val_fraction))
     val, train = order[:num_val], order[num_val:]
@@ -59,7 +60,7 @@ class ArrayTask(Task):
 
     def train_batch(self) -> Batch:
         index = torch.randint(0, len(self.train_x), (self.batch_size,), generator=self.generator)
-        return self.train_x[index], self.train_y[index]
+        return self.to_device((self.train_x[index], self.train_y[index]))
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         x, y = batch
@@ -70,22 +71,24 @@ class ArrayTask(Task):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        total_loss, num_correct = 0.0, 0
+        # Summed on the device and read once: no host sync per chunk.
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        num_correct = torch.zeros((), dtype=torch.int64, device=self.device)
         batch_size = int(self.cfg.eval.batch_size)
         for x, y in zip(self.val_x.split(batch_size), self.val_y.split(batch_size)):
             x, y = self.to_device((x, y))
             output = model(x).float()
             if self.classification:
-                total_loss += F.cross_entropy(output, y, reduction="sum").item()
-                num_correct += int((output.argmax(dim=1) == y).sum().item())
+                total_loss += F.cross_entropy(output, y, reduction="sum")
+                num_correct += (output.argmax(dim=1) == y).sum()
             else:
                 # Mean over output dimensions, summed over examples.
-                total_loss += F.mse_loss(output, y, reduction="sum").item() / y[0].numel()
+                total_loss += F.mse_loss(output, y, reduction="sum") / y[0].numel()
         model.train(was_training)
         num_val = len(self.val_x)
-        result = {"val_loss": total_loss / num_val}
+        result = {"val_loss": total_loss.item() / num_val}
         if self.classification:
-            result["val_accuracy"] = num_correct / num_val
+            result["val_accuracy"] = num_correct.item() / num_val
         return result
 
     def describe(self) -> dict:

@@ -13,8 +13,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import Batch, Task
-from lion_bench.tasks.corpus import embedded_corpus, fingerprint, interleaved_split, local_corpus
+from lion_bench.tasks.corpus import (
+    embedded_corpus,
+    fingerprint,
+    interleaved_split,
+    local_corpus,
+)
 from lion_bench.tasks.transformer import ByteTransformer
 
 
@@ -30,13 +36,15 @@ class ByteLMTask(Task):
         self.seq_len = int(cfg.model.seq_len)
         train, val, self.source = self.load_splits()
         if len(train) <= self.seq_len + 1 or len(val) <= self.seq_len + 1:
-            raise ValueError(
+            raise BadInput(
                 f"{self.name}: the data ({len(train)} train / {len(val)} val bytes) is too small for "
                 f"windows of seq_len={self.seq_len}; use more data or a smaller task.model.seq_len"
             )
         self.train_data = torch.frombuffer(bytearray(train), dtype=torch.uint8)
         self.val_data = torch.frombuffer(bytearray(val), dtype=torch.uint8)
         self.fingerprint = self.data_fingerprint(train, val)
+        # Uploaded once (bytes: 100 MB for enwik8); training windows are gathered on the device.
+        self.train_data_on_device = self.train_data.to(self.device)
         num_windows = int(cfg.eval.num_windows)
         last_start = len(self.val_data) - self.seq_len - 1
         # Fixed, evenly spaced validation windows: the same bytes every evaluation.
@@ -62,14 +70,16 @@ class ByteLMTask(Task):
         )
 
     def _windows(self, data: Tensor, starts: Tensor) -> Batch:
-        offsets = starts[:, None] + torch.arange(self.seq_len + 1)
+        """(inputs, targets), each (len(starts), seq_len) int64, on ``data``'s device."""
+        offsets = starts[:, None] + torch.arange(self.seq_len + 1, device=data.device)
         windows = data[offsets].long()
         return windows[:, :-1], windows[:, 1:]
 
     def train_batch(self) -> Batch:
         high = len(self.train_data) - self.seq_len - 1
         starts = torch.randint(0, high + 1, (self.batch_size,), generator=self.generator)
-        return self._windows(self.train_data, starts)
+        (starts,) = self.to_device((starts,))
+        return self._windows(self.train_data_on_device, starts)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         inputs, targets = batch
@@ -84,18 +94,21 @@ class ByteLMTask(Task):
         """Summed loss (nats) over each window's targets from position ``first_scored[i]`` on."""
         was_training = model.training
         model.eval()
-        total_loss, total_tokens = 0.0, 0
+        # Summed on the device and read once at the end: no host sync per chunk.
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        total_tokens = torch.zeros((), dtype=torch.int64, device=self.device)
         batch_size = int(self.cfg.eval.batch_size)
+        positions = torch.arange(self.seq_len, device=self.device)
         for chunk, first in zip(starts.split(batch_size), first_scored.split(batch_size)):
             inputs, targets = self.to_device(self._windows(data, chunk))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = model(inputs)
             losses = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (batch, seq)
-            scored = torch.arange(self.seq_len, device=losses.device) >= first.to(losses.device)[:, None]
-            total_loss += losses[scored].sum().item()
-            total_tokens += int(scored.sum().item())
+            scored = positions >= self.to_device((first,))[0][:, None]
+            total_loss += losses[scored].sum()
+            total_tokens += scored.sum()
         model.train(was_training)
-        return total_loss, total_tokens
+        return total_loss.item(), int(total_tokens.item())
 
     def evaluate_windows(self, model: nn.Module, data: Tensor, starts: Tensor) -> dict[str, float]:
         total_loss, total_tokens = self._sum_loss(model, data, starts, torch.zeros_like(starts))
@@ -121,7 +134,8 @@ class ByteLMTask(Task):
         return starts, (scored_until - starts - 1).clamp(min=0)
 
     def evaluate_full(self, model: nn.Module, data: Tensor, split: str) -> dict[str, float]:
-        """Loss and bpc over every byte of ``data`` (after the first): batched and deterministic."""
+        """Loss and bpc over every byte of ``data`` (after the first): batched and deterministic.
+        Keys ``<split>_loss``, ``<split>_bpc`` and ``<split>_bytes`` (the bytes scored)."""
         starts, first_scored = self.full_split_windows(len(data), self.eval_stride())
         total_loss, total_tokens = self._sum_loss(model, data, starts, first_scored)
         assert total_tokens == len(data) - 1, (total_tokens, len(data))
@@ -129,12 +143,12 @@ class ByteLMTask(Task):
         return {f"{split}_loss": mean, f"{split}_bpc": mean / math.log(2), f"{split}_bytes": total_tokens}
 
     def final_evaluate(self, model: nn.Module) -> dict[str, float]:
-        """``task.eval.final``: sample (the fixed windows of ``evaluate``), full_valid (every
-        validation byte: keys full_val_*), or full_test (every test byte, where the task has a
-        test split: keys test_*)."""
+        """``task.eval.final``: sample (the fixed windows of ``evaluate``: nothing to add), full_valid
+        (every validation byte: val_loss, val_bpc and val_bytes replace the sampled numbers), or
+        full_test (every test byte, where the task has a test split: keys test_*)."""
         final = self.final_mode()
         if final == "full_valid":
-            return self.evaluate_full(model, self.val_data, "full_val")
+            return self.evaluate_full(model, self.val_data, "val")
         if final == "full_test":
             return self.evaluate_full(model, self.test_data, "test")
         return {}  # sample: the fixed windows the loop evaluated at the last step
@@ -142,14 +156,14 @@ class ByteLMTask(Task):
     def eval_stride(self) -> int:
         stride = int(self.cfg.eval.get("stride") or self.seq_len)
         if not 1 <= stride <= self.seq_len:
-            raise ValueError(f"task.eval.stride must be in [1, seq_len={self.seq_len}], got {stride}")
+            raise BadInput(f"task.eval.stride must be in [1, seq_len={self.seq_len}], got {stride}")
         return stride
 
     def final_mode(self) -> str:
         final = self.cfg.eval.get("final") or "sample"
         valid = ("sample", "full_valid") + (("full_test",) if self.test_data is not None else ())
         if final not in valid:
-            raise ValueError(f"{self.name}: task.eval.final={final!r} is not one of: {', '.join(valid)}")
+            raise BadInput(f"{self.name}: task.eval.final={final!r} is not one of: {', '.join(valid)}")
         return final
 
     def describe(self) -> dict:

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lion_bench.runs.errors import BadInput
+
 
 class Block(nn.Module):
     def __init__(self, d_model: int, n_head: int, dropout: float):
@@ -41,7 +43,7 @@ class ByteTransformer(nn.Module):
     ):
         super().__init__()
         if d_model % n_head:
-            raise ValueError(f"model width d_model={d_model} must be divisible by n_head={n_head}")
+            raise BadInput(f"model width d_model={d_model} must be divisible by n_head={n_head}")
         self.seq_len = seq_len
         self.embed = nn.Embedding(vocab_size, d_model)
         self.position = nn.Embedding(seq_len, d_model)

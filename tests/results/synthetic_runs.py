@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lion_bench.results.store import MetricsWriter, atomic_write_json
+from lion_bench.runs.record import RunRecord, Status
+from lion_bench.runs.store import MetricsWriter, write_record
 
 BASE_LR = 1e-3
 BASE_WD = 0.1
@@ -35,17 +36,20 @@ def write_run(root: Path, optimizer: str, seed: int, loss: float, *, divisor: fl
             value = initial + (loss - initial) * fraction if status == "finished" else initial * (1 + fraction * 4)
             metrics.write({"step": step, "tokens": step * batch_size, "train_loss": value, "lr": lr,
                            "elapsed_s": step * 0.01, **({"val_loss": value} if step > 1 else {})})
-    atomic_write_json(run_dir / "run.json", {
-        "status": status, "trial_id": name, "task": task, "optimizer": optimizer, "seed": seed,
-        "batch_size": batch_size,
-        "hyperparameters": {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "base_lr": base_lr,
-                            "base_weight_decay": base_wd, "lr_divisor": divisor, "wd_multiplier": wd_multiplier,
-                            "betas": betas},
-        "final_val_loss": final, "best_val_loss": final, "final_val_bpc": final / math.log(2),
-        "best_val_bpc": final / math.log(2), "initial_train_loss": initial, "steps": max_steps,
-        "tokens": max_steps * batch_size, "tokens_per_s": 1000.0, "wall_time_s": 1.0, "config": config,
-        "unit": "bytes",
-    })
+    record = RunRecord.begin(config, name)
+    record.status = Status(status)
+    record.hyperparameters = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "base_lr": base_lr,
+                              "base_weight_decay": base_wd, "lr_divisor": divisor, "wd_multiplier": wd_multiplier,
+                              "betas": betas}
+    record.batch_size, record.steps, record.tokens = batch_size, max_steps, max_steps * batch_size
+    record.final = {"val_loss": final, "val_bpc": final / math.log(2)} if status == "finished" else {}
+    record.best = {"val_loss": final, "val_bpc": final / math.log(2)}
+    record.initial_train_loss = initial
+    record.divergence = "train loss 25 at step 3 (initial 5)" if status == "diverged" else None
+    record.time_s = {"total": 1.0, "train": 0.9}
+    record.train_tokens_per_s = 1000.0
+    record.unit = "bytes"
+    write_record(run_dir, record)
     return run_dir
 
 

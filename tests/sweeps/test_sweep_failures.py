@@ -18,7 +18,7 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert sorted(by_divisor) == [-1, 1e-6, 1, 3]
     failed_name, failed = by_divisor[-1]
     assert failed["status"] == "failed" and "lr_divisor must be > 0" in failed["error"]
-    assert "ValueError: optimizer.lr_divisor must be > 0" in (sweep_dir / failed_name / "traceback.txt").read_text()
+    assert "BadInput: optimizer.lr_divisor must be > 0" in (sweep_dir / failed_name / "traceback.txt").read_text()
     assert by_divisor[1e-6][1]["status"] == "diverged"
     assert by_divisor[1][1]["status"] == by_divisor[3][1]["status"] == "finished"
     assert "sweep multirun: 4 trials: 2 finished, 1 diverged, 1 failed, 0 skipped" in result.stdout

@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
-
 from compose import TINY_TEXT, compose_config
-from lion_bench.results.store import RUN_FILE, atomic_write_json, read_metrics, read_run
-from lion_bench.sweeps.checkpoint import CHECKPOINT_FILE
+
+from lion_bench.runs.checkpoint import CHECKPOINT_FILE
+from lion_bench.runs.record import RunRecord, Status
+from lion_bench.runs.store import RUN_FILE, read_metrics, read_record, write_record
 from lion_bench.sweeps.resume import read_attempts, run_trial
 from lion_bench.trainer import train
 
@@ -38,7 +39,7 @@ def test_interrupted_run_resumes_to_the_same_final_loss(tmp_path, optimizer):
     resumed_dir = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         train(compose_config(overrides), resumed_dir, loggers=[InterruptAt(8)])
-    assert read_run(resumed_dir)["status"] == "interrupted"
+    assert read_record(resumed_dir)["status"] == "interrupted"
     # Everything in a checkpoint loads without unpickling code.
     checkpoint = torch.load(resumed_dir / CHECKPOINT_FILE, weights_only=True)
     assert checkpoint["loop"]["step"] == 6
@@ -63,23 +64,43 @@ def test_checkpoint_of_another_trial_is_refused(tmp_path):
         train(compose_config([*overrides, "seed=1"]), tmp_path)
 
 
+def result_record(status: str, final_val_loss: float) -> RunRecord:
+    """A valid record of a trial that ended with ``status``."""
+    record = RunRecord.begin({"task": {"name": "quadratic"}, "optimizer": {"name": "lion"}, "seed": 0}, "abc123")
+    record.status = Status(status)
+    record.hyperparameters = {"optimizer": "lion", "lr": 0.1, "weight_decay": 0.0, "base_lr": 0.3,
+                              "base_weight_decay": 0.0, "lr_divisor": 3.0, "wd_multiplier": 1.0, "betas": [0.9, 0.99]}
+    record.batch_size, record.steps = 16, 10
+    record.final = {"val_loss": final_val_loss} if status == "finished" else {}
+    record.divergence = "train loss 1e9 at step 3" if status == "diverged" else None
+    return record
+
+
 @pytest.mark.parametrize("status, runs", [("finished", False), ("diverged", False), ("failed", True),
                                           ("interrupted", True), (None, True)])
 def test_run_trial_skips_only_results(tmp_path, status, runs):
     cfg = compose_config(["task=quadratic"])
     if status is not None:
-        atomic_write_json(tmp_path / RUN_FILE, {"status": status, "final_val_loss": 0.5})
+        write_record(tmp_path, result_record(status, 0.5))
     calls = []
 
     def run():
         calls.append(1)
-        return {"status": "finished", "final_val_loss": 0.25}
+        return result_record("finished", 0.25)
 
     value = run_trial(cfg, tmp_path, run)
     assert bool(calls) == runs
     expected = 0.25 if runs else (math.inf if status == "diverged" else 0.5)
     assert value == expected
     assert read_attempts(tmp_path)[-1]["outcome"] == ("finished" if runs else "skipped")
+
+
+@pytest.mark.parametrize("content", ['{"status": "finished", "final_val_loss": 0.5}', '[1, 2, 3]', '{"status": "fini',
+                                     ""])
+def test_run_trial_reruns_a_record_that_does_not_validate(tmp_path, content):
+    (tmp_path / RUN_FILE).write_text(content)
+    value = run_trial(compose_config(["task=quadratic"]), tmp_path, lambda: result_record("finished", 0.25))
+    assert value == 0.25 and read_attempts(tmp_path)[-1]["outcome"] == "finished"
 
 
 def test_run_trial_records_a_failure_before_training(tmp_path):
@@ -89,7 +110,21 @@ def test_run_trial_records_a_failure_before_training(tmp_path):
         raise RuntimeError("no data here")
 
     assert math.isnan(run_trial(cfg, tmp_path, run))
-    record = read_run(tmp_path)
+    record = read_record(tmp_path)
     assert record["status"] == "failed" and record["error"] == "RuntimeError: no data here"
     assert record["sweep"] == "lr_ratio" and record["arm"] == "lion_div3" and len(record["trial_id"]) == 12
     assert "RuntimeError: no data here" in (tmp_path / "traceback.txt").read_text()
+
+
+def test_checkpoints_by_wall_time_resume_to_the_same_result(tmp_path):
+    """checkpoint_minutes: a resume point whenever that much wall time passed (here: every step)."""
+    overrides = ["task=quadratic", "trainer.max_steps=12", "trainer.log_every=1", "trainer.checkpoint_every=0",
+                 "trainer.checkpoint_minutes=1e-9", "trainer.progress=false"]
+    whole = train(compose_config(overrides), tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(compose_config(overrides), tmp_path / "resumed", loggers=[InterruptAt(8)])
+    # The interrupt comes while step 8 is logged, before its checkpoint: step 7 is the resume point.
+    assert torch.load(tmp_path / "resumed" / CHECKPOINT_FILE, weights_only=True)["loop"]["step"] == 7
+    resumed = train(compose_config(overrides), tmp_path / "resumed")
+    assert resumed.resumed_from_step == 7 and resumed.final_val_loss == whole.final_val_loss
+    assert resumed.time_s["checkpoint"] > 0 and resumed.time_s["total"] >= resumed.time_s["checkpoint"]

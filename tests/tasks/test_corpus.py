@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from lion_bench.tasks.corpus import embedded_corpus, interleaved_split, local_corpus, stdlib_files
+from lion_bench.runs.errors import BadInput
+from lion_bench.tasks.corpus import (
+    embedded_corpus,
+    interleaved_split,
+    local_corpus,
+    stdlib_files,
+)
 
 
 def test_interleaved_split_holds_out_every_tenth_block():
@@ -34,7 +40,7 @@ def test_local_corpus_reads_a_directory_in_order(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"first ")
     assert local_corpus(tmp_path, None)[0] == b"first second"
     assert local_corpus(tmp_path, 8)[0] == b"first se"
-    with pytest.raises(FileNotFoundError, match="task.data.path=null to use the embedded corpus"):
+    with pytest.raises(BadInput, match="task.data.path=null to use the embedded corpus"):
         local_corpus(tmp_path / "missing", None)
 
 

@@ -17,10 +17,17 @@ import pytest
 import torch
 from torch import nn
 
-from lion_bench.results.store import read_metrics
+from lion_bench.runs.errors import BadInput
+from lion_bench.runs.store import read_metrics
 from lion_bench.tasks import build_task
 from lion_bench.tasks import enwik8 as enwik8_module
-from lion_bench.tasks.enwik8 import ENWIK8, ENWIK8_URL, ByteSplits, Enwik8Task, load_enwik8
+from lion_bench.tasks.enwik8 import (
+    ENWIK8,
+    ENWIK8_URL,
+    ByteSplits,
+    Enwik8Task,
+    load_enwik8,
+)
 from lion_bench.trainer import train
 
 WORDS = b"the of and in to a is was for on as by with from at his an that which first were".split()
@@ -97,7 +104,7 @@ def test_damaged_archive_is_a_clear_error(tmp_path):
 
 def test_missing_file_offline_says_exactly_what_to_do(tmp_path):
     cache = tmp_path / "cache"
-    with pytest.raises(FileNotFoundError) as error:
+    with pytest.raises(BadInput) as error:
         load_enwik8(None, cache, allow_download=False)
     message = str(error.value)
     assert ENWIK8_URL in message
@@ -107,7 +114,7 @@ def test_missing_file_offline_says_exactly_what_to_do(tmp_path):
 
 
 def test_missing_path_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="is not a file") as error:
+    with pytest.raises(BadInput, match="is not a file") as error:
         load_enwik8(str(tmp_path / "nowhere.zip"), tmp_path / "cache", allow_download=False)
     assert ENWIK8_URL in str(error.value)
 
@@ -118,7 +125,7 @@ def test_failed_download_through_the_cli_config_says_what_to_do(tmp_path, monkey
 
     monkeypatch.setattr(enwik8_module.urllib.request, "urlopen", offline)
     cfg = make_config(["task=enwik8", f"task.data.cache_dir={tmp_path / 'cache'}", "device=cpu"])
-    with pytest.raises(FileNotFoundError) as error:
+    with pytest.raises(BadInput) as error:
         train(cfg, tmp_path)
     message = str(error.value)
     assert "downloading http://mattmahoney.net/dc/enwik8.zip failed (<urlopen error Name or service" in message

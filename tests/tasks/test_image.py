@@ -8,6 +8,7 @@ import builtins
 import pytest
 import torch
 
+from lion_bench.runs.errors import BadInput
 from lion_bench.tasks import build_task
 from lion_bench.trainer import train
 
@@ -53,7 +54,7 @@ def test_cifar10_without_datasets_says_what_to_install(make_config, monkeypatch)
 
     monkeypatch.setattr(builtins, "__import__", no_datasets)
     cfg = make_config(["task=image", "task.data.source=cifar10"])
-    with pytest.raises(ImportError, match=r"pip install 'lion-bench\[data\]'.*task.data.source=digits"):
+    with pytest.raises(BadInput, match=r"pip install 'lion-bench\[data\]'.*task.data.source=digits"):
         build_task(cfg.task, batch_size=16, seed=0, device=CPU)
 
 
@@ -88,5 +89,5 @@ def test_cifar10_offline_says_what_to_do(make_config, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     cfg = make_config(["task=image", "task.data.source=cifar10"])
-    with pytest.raises(RuntimeError, match=r"(?s)could not load CIFAR-10.*Couldn't reach.*task.data.source=digits"):
+    with pytest.raises(BadInput, match=r"(?s)could not load CIFAR-10.*Couldn't reach.*task.data.source=digits"):
         build_task(cfg.task, batch_size=4, seed=0, device=CPU)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from lion_bench.runs.errors import BadInput
+
 
 def resolve_hyperparameters(base: Mapping[str, Any], optimizer: Mapping[str, Any]) -> dict[str, Any]:
     """Absolute hyperparameters of one run, next to the ratios they came from.
 
-    Raises ValueError, naming the value, for anything that cannot train.
+    Raises BadInput, naming the value, for anything that cannot train.
     """
     base_lr = float(base["lr"])
     base_weight_decay = float(base["weight_decay"])
@@ -23,15 +25,15 @@ def resolve_hyperparameters(base: Mapping[str, Any], optimizer: Mapping[str, Any
     wd_multiplier = float(optimizer.get("wd_multiplier", 1.0))
     betas = [float(beta) for beta in optimizer.get("betas", ())]
     if not (math.isfinite(base_lr) and base_lr > 0):
-        raise ValueError(f"base.lr must be a finite number > 0, got {base['lr']}")
+        raise BadInput(f"base.lr must be a finite number > 0, got {base['lr']}")
     if not (math.isfinite(base_weight_decay) and base_weight_decay >= 0):
-        raise ValueError(f"base.weight_decay must be a finite number >= 0, got {base['weight_decay']}")
+        raise BadInput(f"base.weight_decay must be a finite number >= 0, got {base['weight_decay']}")
     if not (math.isfinite(lr_divisor) and lr_divisor > 0):
-        raise ValueError(f"optimizer.lr_divisor must be > 0, got {optimizer.get('lr_divisor')}")
+        raise BadInput(f"optimizer.lr_divisor must be > 0, got {optimizer.get('lr_divisor')}")
     if not (math.isfinite(wd_multiplier) and wd_multiplier >= 0):
-        raise ValueError(f"optimizer.wd_multiplier must be >= 0, got {optimizer.get('wd_multiplier')}")
+        raise BadInput(f"optimizer.wd_multiplier must be >= 0, got {optimizer.get('wd_multiplier')}")
     if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
-        raise ValueError(f"optimizer.betas must be two numbers in [0, 1), got {list(optimizer.get('betas', ()))}")
+        raise BadInput(f"optimizer.betas must be two numbers in [0, 1), got {list(optimizer.get('betas', ()))}")
     return {
         "optimizer": optimizer["name"],
         "lr": base_lr / lr_divisor,

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from lion_bench.results.loggers import build_loggers
-from lion_bench.results.wandb_logger import WandbLogger, init_kwargs
+from lion_bench.runs.loggers import build_loggers
+from lion_bench.runs.wandb_logger import WandbLogger, init_kwargs
+from lion_bench.runs.errors import BadInput
+from lion_bench.train import run_one
 from lion_bench.trainer import train
 
 wandb = pytest.importorskip("wandb")
@@ -95,9 +97,9 @@ def test_init_kwargs_name_group_tags_and_env_fallbacks(wandb_env, monkeypatch):
 def test_bad_config_fails_before_a_wandb_run_opens(wandb_env, monkeypatch):
     opened = []
     monkeypatch.setattr(wandb, "init", lambda **kwargs: opened.append(kwargs))
-    with pytest.raises(ValueError, match="max_steps"):
-        build_loggers(compose_cfg("logger=wandb", "logger.mode=offline", "trainer.max_steps=0"))
-    assert opened == []
+    with pytest.raises(BadInput, match="max_steps"):
+        run_one(compose_cfg("logger=wandb", "logger.mode=offline", "trainer.max_steps=0"), wandb_env / "run")
+    assert opened == [] and not (wandb_env / "run").exists()
 
 
 def test_bad_logger_config_fails_before_training(wandb_env):
@@ -124,5 +126,5 @@ def test_wandb_failure_warns_and_the_local_record_is_written(wandb_env, monkeypa
     record = train(cfg, wandb_env / "run", loggers)
     assert record["status"] == "finished" and loggers[0].failed
     # W&B's start-up (here a slow failure) is not part of the run's measured time.
-    assert record["wall_time_s"] < init_seconds
+    assert record.time_s["total"] < init_seconds
     assert json.loads((wandb_env / "run" / "run.json").read_text())["trial_id"] == record["trial_id"]

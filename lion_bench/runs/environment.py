@@ -44,6 +44,7 @@ def environment(device: torch.device) -> dict:
 
     return {
         "device": str(device),
+        "device_type": device.type,
         "device_name": device_name(device),
         "torch_version": torch.__version__,
         "triton_version": triton_version(),

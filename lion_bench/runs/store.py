@@ -1,5 +1,7 @@
 """The local run store: one directory per run holding ``config.yaml``, ``metrics.jsonl`` and
-``run.json``. ``run.json`` is written atomically and is the source of truth for everything later.
+``run.json`` (and, while unfinished, ``checkpoint.pt``; after a failure, ``traceback.txt``).
+``run.json`` is written atomically and is the source of truth for everything later: every reader
+and writer of it goes through ``read_record`` / ``write_record``, which validate the schema.
 """
 
 from __future__ import annotations
@@ -8,15 +10,17 @@ import json
 import math
 import os
 import tempfile
+import traceback
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
+
+from lion_bench.runs.errors import RecordError
+from lion_bench.runs.record import RunRecord, Status, now
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.yaml"
 TRACEBACK_FILE = "traceback.txt"
-
-STATUSES = ("finished", "diverged", "interrupted", "failed")
 
 
 def _json_safe(value: Any) -> Any:
@@ -63,12 +67,47 @@ def atomic_write_json(path: Path, record: Mapping[str, Any]) -> None:
     atomic_write_text(path, json.dumps(_json_safe(record), indent=2, sort_keys=True) + "\n")
 
 
-def read_run(run_dir: Path) -> dict[str, Any] | None:
-    """The run's ``run.json``, or None when it is missing or unreadable."""
+def write_config(run_dir: Path, yaml_text: str) -> None:
+    """The run's resolved config, as ``config.yaml``."""
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, yaml_text)
+
+
+def write_record(run_dir: Path, record: RunRecord) -> None:
+    """Validate ``record`` and write it as ``run_dir/run.json`` (atomically)."""
+    problems = record.problems()
+    assert not problems, f"refusing to write an invalid run record: {problems}"
+    atomic_write_json(Path(run_dir) / RUN_FILE, record.to_dict())
+
+
+def read_record(run_dir: Path) -> RunRecord | None:
+    """The run's record, or None when it has no ``run.json``. Raises RecordError when the file is
+    unreadable or does not validate."""
+    path = Path(run_dir) / RUN_FILE
     try:
-        return json.loads((Path(run_dir) / RUN_FILE).read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecordError(f"{path} cannot be read ({error})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise RecordError(f"{path} is not JSON ({error})") from None
+    try:
+        return RunRecord.from_dict(data)
+    except RecordError as error:
+        raise RecordError(f"{path}: {str(error).removeprefix('run.json: ')}") from None
+
+
+def write_failure(run_dir: Path, record: RunRecord) -> None:
+    """Call inside ``except``: mark ``record`` failed with the exception's last line, keep the whole
+    traceback in ``traceback.txt`` beside it, and write the record."""
+    record.status = Status.FAILED
+    record.error = traceback.format_exc(limit=-3).strip().splitlines()[-1]
+    record.finished_at = now()
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / TRACEBACK_FILE).write_text(traceback.format_exc())
+    write_record(run_dir, record)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 # Top-level config keys that say where or how a run is reported, not what it computes.
 NON_RESULT_KEYS = ("logger", "output_root", "hydra", "sweep", "arm")
 # checkpoint_every: a resumed run ends exactly where an uninterrupted one does.
-NON_RESULT_TRAINER_KEYS = ("progress", "checkpoint_every")
+NON_RESULT_TRAINER_KEYS = ("progress", "checkpoint_every", "checkpoint_minutes")
 
 
 def _numbers_as_floats(value: Any) -> Any:

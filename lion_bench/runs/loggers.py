@@ -6,13 +6,15 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
+from lion_bench.runs.errors import BadInput
+
 
 def _no_loggers(cfg: DictConfig) -> list[Any]:
     return []
 
 
 def _wandb(cfg: DictConfig) -> list[Any]:
-    from lion_bench.results.wandb_logger import WandbLogger
+    from lion_bench.runs.wandb_logger import WandbLogger
 
     return [WandbLogger(cfg)]
 
@@ -25,5 +27,5 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     logger = cfg.get("logger")
     name = "none" if logger is None else logger.get("name", "none")
     if name not in LOGGERS:
-        raise ValueError(f"unknown logger {name!r}; valid loggers: {', '.join(sorted(LOGGERS))}")
+        raise BadInput(f"unknown logger {name!r}; valid loggers: {', '.join(sorted(LOGGERS))}")
     return LOGGERS[name](cfg)

@@ -16,8 +16,9 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from lion_bench.sweeps.ratio import resolve_hyperparameters
-from lion_bench.trainer import validate
+from lion_bench.runs.errors import BadInput
+from lion_bench.runs.ratio import resolve_hyperparameters
+from lion_bench.runs.record import RunRecord
 
 MODES = ("online", "offline", "disabled")
 DEFAULT_PROJECT = "lion-bench"
@@ -25,7 +26,7 @@ DEFAULT_PROJECT = "lion-bench"
 # Scalars from run.json that go into the W&B summary (val_loss/val_bpc come from define_metric).
 SUMMARY_KEYS = (
     "status", "trial_id", "final_val_loss", "final_val_bpc", "best_val_loss", "best_val_bpc",
-    "steps", "tokens", "tokens_per_s", "wall_time_s", "num_params", "initial_train_loss",
+    "steps", "tokens", "train_tokens_per_s", "num_params", "initial_train_loss",
 )
 
 
@@ -69,13 +70,13 @@ def _default_dir() -> str | None:
 
 
 def init_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """Everything ``wandb.init`` needs for this run; raises ValueError for a bad logger config."""
+    """Everything ``wandb.init`` needs for this run; raises BadInput for a bad logger config."""
     logger = cfg.logger
     if "api_key" in logger or "key" in logger:
-        raise ValueError("logger.api_key is not supported: use `wandb login` or the WANDB_API_KEY variable")
+        raise BadInput("logger.api_key is not supported: use `wandb login` or the WANDB_API_KEY variable")
     mode = logger.get("mode") or os.environ.get("WANDB_MODE") or "online"
     if mode not in MODES:
-        raise ValueError(f"logger.mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise BadInput(f"logger.mode must be one of {', '.join(MODES)}, got {mode!r}")
     hyperparameters = resolve_hyperparameters(cfg.base, cfg.optimizer)
     batch_size = int(cfg.trainer.batch_size) * int(cfg.trainer.grad_accum_steps)
     directory = logger.get("dir") or _default_dir()
@@ -97,7 +98,6 @@ class WandbLogger:
     """The ``Logger`` of lion_bench.trainer for W&B. Never raises out of ``log`` or ``finish``."""
 
     def __init__(self, cfg: DictConfig):
-        validate(cfg)  # a config that cannot train fails here, before a W&B run is opened
         self.kwargs = init_kwargs(cfg)
         self.run = None
         self.failed = False
@@ -144,16 +144,18 @@ class WandbLogger:
         except Exception as error:
             self._warn("log", error)
 
-    def finish(self, record: dict[str, Any]) -> None:
+    def finish(self, record: RunRecord) -> None:
         if not self._start():
             return
         try:
-            summary = {key: _finite_or_none(record.get(key)) for key in SUMMARY_KEYS}
+            flat = record.to_dict()
+            summary = {key: _finite_or_none(flat.get(key)) for key in SUMMARY_KEYS}
+            summary["time_s"] = _finite_or_none(record.time_s)
             # The whole record (minus the config, which is the run's W&B config) so the report can
             # rebuild it from the public API.
-            summary["record"] = _finite_or_none({k: v for k, v in record.items() if k != "config"})
+            summary["record"] = _finite_or_none({k: v for k, v in flat.items() if k != "config"})
             self.run.summary.update(summary)
-            self.run.finish(exit_code=0 if record.get("status") in ("finished", "diverged") else 1)
+            self.run.finish(exit_code=0 if record.status.is_result else 1)
         except Exception as error:
             self._warn("finish", error)
         finally:

@@ -1,0 +1,117 @@
+"""The run-record schema: what validates, what does not, old records, and the one-way layering."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import lion_bench
+from lion_bench.runs.errors import RecordError
+from lion_bench.runs.record import RunRecord, Status
+from lion_bench.runs.store import read_record, write_record
+
+HYPER = {"optimizer": "lion", "lr": 1e-3, "weight_decay": 0.0, "base_lr": 3e-3, "base_weight_decay": 0.0,
+         "lr_divisor": 3.0, "wd_multiplier": 1.0, "betas": [0.9, 0.99]}
+CONFIG = {"task": {"name": "text"}, "optimizer": {"name": "lion"}, "seed": 2, "sweep": {"name": "lr_ratio"},
+          "arm": "lion_div3"}
+
+
+def finished_record() -> RunRecord:
+    record = RunRecord.begin(CONFIG, "0123456789ab")
+    record.status = Status.FINISHED
+    record.hyperparameters, record.batch_size, record.steps, record.tokens = dict(HYPER), 16, 100, 16_000
+    record.final = {"val_loss": 1.5, "val_bpc": 1.5 / math.log(2), "test_bytes": 1999}
+    record.best = {"val_loss": 1.4}
+    record.environment = {"device": "cpu", "device_type": "cpu", "precision": "fp32"}
+    record.time_s = {"startup": 1.0, "train": 8.0, "total": 9.0}
+    return record
+
+
+def test_begin_takes_what_the_config_says():
+    record = RunRecord.begin(CONFIG, "abc")
+    assert (record.status, record.task, record.optimizer, record.seed, record.sweep, record.arm) == (
+        Status.FAILED, "text", "lion", 2, "lr_ratio", "lion_div3")
+    assert record.problems() == []  # a failed record needs no outcome
+
+
+def test_round_trip_through_run_json(tmp_path):
+    record = finished_record()
+    write_record(tmp_path, record)
+    data = json.loads((tmp_path / "run.json").read_text())
+    # Flat where people grep: final_* and best_* keys; nested environment and time_s.
+    assert data["final_val_loss"] == 1.5 and data["final_test_bytes"] == 1999 and data["best_val_loss"] == 1.4
+    assert data["status"] == "finished" and data["schema_version"] == 2 and data["environment"]["device_type"] == "cpu"
+    assert read_record(tmp_path) == record
+
+
+def test_non_finite_numbers_are_stored_as_null_and_read_back_as_missing(tmp_path):
+    record = finished_record()
+    record.status, record.final, record.divergence = Status.DIVERGED, {"val_loss": math.nan}, "train loss nan at step 3"
+    write_record(tmp_path, record)
+    assert json.loads((tmp_path / "run.json").read_text())["final_val_loss"] is None
+    back = read_record(tmp_path)
+    assert back.status is Status.DIVERGED and math.isnan(back.final_val_loss)
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda d: d.update(status="done"), "status 'done' is not one of"),
+    (lambda d: d.pop("trial_id"), "lacks trial_id"),
+    (lambda d: d.update(final_val_loss="1.5"), "final_val_loss is '1.5', not a number"),
+    (lambda d: d.update(final_val_loss=None), "without a finite final_val_loss"),
+    (lambda d: d["hyperparameters"].pop("lr"), "hyperparameters.lr is missing"),
+    (lambda d: d["hyperparameters"].update(betas=[0.9]), "betas is [0.9], not two numbers"),
+    (lambda d: d.update(seed="0"), "seed is '0', not an integer"),
+    (lambda d: d.update(steps=-1), "steps is -1, not a count"),
+    (lambda d: d.update(schema_version=7), "schema_version 7"),
+])
+def test_records_that_do_not_validate_name_the_problem(tmp_path, edit, problem):
+    data = finished_record().to_dict()
+    edit(data)
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        read_record(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '{"status": "finished"}', '{"status": "fini', "\x00\xff"])
+def test_damaged_or_partial_files_raise_record_error(tmp_path, content):
+    (tmp_path / "run.json").write_text(content)
+    with pytest.raises(RecordError):
+        read_record(tmp_path)
+    assert read_record(tmp_path / "elsewhere") is None  # no run.json: no record, not an error
+
+
+def test_first_schema_records_are_converted():
+    """The committed study's records were written before schema_version existed."""
+    [old] = sorted(Path(__file__).parents[2].glob("results/stdlib_lr_ratio_h100/runs/adamw_seed0_*/run.json"))
+    data = json.loads(old.read_text())
+    assert "schema_version" not in data and "wall_time_s" in data
+    record = RunRecord.from_dict(data)
+    assert record.status is Status.FINISHED and record.final_val_loss == data["final_val_loss"]
+    assert record.environment["device_type"] == "cuda" and record.environment["precision"] == "bf16"
+    assert record.time_s == {"total": data["wall_time_s"]} and record.train_tokens_per_s is None
+    assert record.environment["device_name"] == data["device_name"]
+
+
+def test_nothing_below_the_trainer_imports_it():
+    """Data flows one way: the run-record layer, sweeps and the report never import the trainer (or
+    the entry point); the report side and the run-record layer never import sweeps."""
+    package = Path(lion_bench.__file__).parent
+    forbidden = {"runs": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.results",
+                          "lion_bench.plan"),
+                 "sweeps": ("lion_bench.trainer", "lion_bench.train", "lion_bench.results"),
+                 "results": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.plan"),
+                 "tasks": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results"),
+                 "optimizers": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results", "lion_bench.runs")}
+    found = []
+    for layer, names in forbidden.items():
+        for path in sorted((package / layer).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                found += [f"{path.relative_to(package)} imports {module}" for module in modules
+                          if module.startswith(names)]
+    assert found == []
