@@ -26,6 +26,7 @@ COMPILE_CHOICES = ("auto", True, False)
 class RunPlan:
     hyperparameters: dict[str, Any]
     num_steps: int
+    warmup_steps: int  # resolved: schedule.warmup_fraction of the run when set, else schedule.warmup_steps
     device: torch.device
     precision: str  # resolved: fp32 | bf16 (autocast)
     compile: bool
@@ -57,6 +58,18 @@ def planned_steps(trainer: DictConfig) -> int:
         raise BadInput(f"trainer.reference_batch_size must be >= 1 with budget=tokens, got {reference}")
     batch = int(trainer.batch_size) * int(trainer.grad_accum_steps)
     return max(1, int(trainer.max_steps) * reference // batch)
+
+
+def resolve_warmup(schedule: DictConfig, num_steps: int) -> int:
+    """Warmup steps: ``warmup_fraction`` of the run's steps (rounded) when set, so runs of different
+    lengths (a token budget at several batch sizes) warm up over the same share of training;
+    otherwise ``warmup_steps``."""
+    fraction = schedule.get("warmup_fraction")
+    if fraction is None:
+        return int(schedule.warmup_steps)
+    if not 0.0 <= float(fraction) < 1.0:
+        raise BadInput(f"trainer.schedule.warmup_fraction must be in [0, 1), got {fraction}")
+    return round(float(fraction) * num_steps)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -91,13 +104,14 @@ def plan_run(cfg: DictConfig) -> RunPlan:
             raise BadInput(f"trainer.{key} must be >= 0 (0: never), got {trainer[key]}")
     num_steps = planned_steps(trainer)
     schedule = trainer.schedule
+    warmup_steps = resolve_warmup(schedule, num_steps)
     try:
-        check_schedule(schedule.name, num_steps, schedule.warmup_steps, schedule.final_fraction)
+        check_schedule(schedule.name, num_steps, warmup_steps, schedule.final_fraction)
     except ValueError as error:
         raise BadInput(str(error)) from None
     device = resolve_device(cfg.device)
     return RunPlan(
-        hyperparameters=hyperparameters, num_steps=num_steps, device=device,
+        hyperparameters=hyperparameters, num_steps=num_steps, warmup_steps=warmup_steps, device=device,
         precision=resolve_precision(trainer.precision, device),
         compile=resolve_compile(trainer.get("compile", "auto"), device),
     )

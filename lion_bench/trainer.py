@@ -168,7 +168,7 @@ def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logge
                                 weight_decay=plan.hyperparameters["weight_decay"], device_type=device.type)
     schedule = trainer.schedule
     scheduler = build_scheduler(optimizer, schedule.name, total_steps=plan.num_steps,
-                                warmup_steps=int(schedule.warmup_steps), final_fraction=float(schedule.final_fraction))
+                                warmup_steps=plan.warmup_steps, final_fraction=float(schedule.final_fraction))
     record.hyperparameters = plan.hyperparameters
     record.batch_size = int(trainer.batch_size) * int(trainer.grad_accum_steps)
     record.budget = trainer.get("budget", "steps")

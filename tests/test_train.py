@@ -180,3 +180,19 @@ def test_batches_are_the_same_stream_for_a_seed(make_config):
         assert all(torch.equal(a, b) for a, b in zip(first.train_batch(), second.train_batch()))
     inputs, targets = first.train_batch()
     assert inputs.shape == targets.shape == (4, 32) and torch.equal(inputs[:, 1:], targets[:, :-1])
+
+
+@pytest.mark.parametrize("steps, fraction, warmup", [(100, 0.1, 10), (7, 0.1, 1), (40, 0.0, 0)])
+def test_warmup_fraction_scales_with_the_run(steps, fraction, warmup):
+    from lion_bench.plan import plan_run
+
+    plan = plan_run(compose_config([f"trainer.max_steps={steps}", f"trainer.schedule.warmup_fraction={fraction}"]))
+    assert plan.warmup_steps == warmup
+
+
+def test_text_task_final_numbers_over_the_whole_validation_split(tmp_path):
+    cfg = compose_config(["trainer.max_steps=4", "task.eval.final=full_valid", *TINY_TEXT])
+    record = train(cfg, tmp_path)
+    sampled = [row["val_loss"] for row in read_metrics(tmp_path) if "val_loss" in row][-1]
+    assert record.final["val_bytes"] == record.data["val_bytes"] - 1
+    assert record.final_val_loss != sampled and abs(record.final_val_loss - sampled) < 0.5
