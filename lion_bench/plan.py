@@ -24,12 +24,22 @@ COMPILE_CHOICES = ("auto", True, False)
 
 @dataclass(frozen=True)
 class RunPlan:
+    """A run's settings, resolved once: the loop reads plain values, never the config, on every step."""
+
     hyperparameters: dict[str, Any]
     num_steps: int
     warmup_steps: int  # resolved: schedule.warmup_fraction of the run when set, else schedule.warmup_steps
     device: torch.device
     precision: str  # resolved: fp32 | bf16 (autocast)
     compile: bool
+    grad_accum_steps: int = 1
+    grad_clip: float = 0.0  # 0: no clipping
+    eval_every: int = 50
+    log_every: int = 10
+    divergence_factor: float = 4.0
+    checkpoint_every: int = 0  # steps; 0: never
+    checkpoint_minutes: float = 0.0  # wall time; 0: never
+    progress: bool = True
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,4 +124,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         hyperparameters=hyperparameters, num_steps=num_steps, warmup_steps=warmup_steps, device=device,
         precision=resolve_precision(trainer.precision, device),
         compile=resolve_compile(trainer.get("compile", "auto"), device),
+        grad_accum_steps=int(trainer.grad_accum_steps), grad_clip=float(trainer.grad_clip),
+        eval_every=int(trainer.eval_every), log_every=int(trainer.log_every),
+        divergence_factor=float(trainer.divergence_factor), checkpoint_every=int(trainer.get("checkpoint_every") or 0),
+        checkpoint_minutes=float(trainer.get("checkpoint_minutes") or 0), progress=bool(trainer.progress),
     )

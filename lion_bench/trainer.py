@@ -98,6 +98,7 @@ class Run:
     task: Task
     model: torch.nn.Module  # the module trained: compiled when trainer.compile is on
     eval_model: torch.nn.Module  # the plain module: evaluation shapes never recompile
+    parameters: list[torch.nn.Parameter]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loggers: list[Logger]
@@ -114,10 +115,6 @@ class Run:
     @property
     def device(self) -> torch.device:
         return self.plan.device
-
-    @property
-    def trainer(self) -> DictConfig:
-        return self.cfg.trainer
 
     def elapsed(self, state: LoopState) -> float:
         """Wall seconds of the whole run so far, earlier attempts included."""
@@ -178,7 +175,8 @@ def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logge
     record.unit = task.unit
     record.environment = {**environment(device), "precision": plan.precision, "compile": plan.compile}
     trained = torch.compile(model) if plan.compile else model
-    return Run(cfg, plan, run_dir, record, task, trained, model, optimizer, scheduler, list(loggers), started, memory)
+    return Run(cfg, plan, run_dir, record, task, trained, model, list(model.parameters()), optimizer, scheduler,
+               list(loggers), started, memory)
 
 
 def resume(run: Run) -> LoopState:
@@ -203,23 +201,23 @@ def resume(run: Run) -> LoopState:
 # --- the loop's pieces ---------------------------------------------------------------------------
 def train_step(run: Run, state: LoopState) -> None:
     """One optimizer step (and its micro-steps), queued without waiting for the GPU."""
-    trainer = run.trainer
-    accumulation = int(trainer.grad_accum_steps)
+    plan = run.plan
+    accumulation = plan.grad_accum_steps
     step_loss = None
     for _ in range(accumulation):
         batch = run.task.train_batch()
-        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.plan.precision == "bf16"):
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=plan.precision == "bf16"):
             loss = run.task.loss(run.model, batch)
-        (loss / accumulation).backward()
+        (loss / accumulation if accumulation > 1 else loss).backward()
         step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
         state.tokens += run.task.units_per_batch(batch)
-    if trainer.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), trainer.grad_clip)
+    if plan.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.parameters, plan.grad_clip)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     state.step += 1
-    run.pending.append((state.step, step_loss / accumulation))
+    run.pending.append((state.step, step_loss / accumulation if accumulation > 1 else step_loss))
 
 
 def read_losses(run: Run, state: LoopState) -> float:
@@ -233,7 +231,7 @@ def read_losses(run: Run, state: LoopState) -> float:
     nonfinite_gradient = bool(values.pop()) if isinstance(flag, torch.Tensor) else False
     steps = [step for step, _ in run.pending]
     run.pending.clear()
-    factor = float(run.trainer.divergence_factor)
+    factor = run.plan.divergence_factor
     for step, value in zip(steps, values):
         if state.initial_loss is None:
             state.initial_loss = value
@@ -263,9 +261,9 @@ def due(step: int, every: int) -> bool:
 
 def log_step(run: Run, state: LoopState) -> None:
     """At log and evaluation steps: read the losses, evaluate when due, write the metrics row."""
-    trainer = run.trainer
-    at_eval = due(state.step, int(trainer.eval_every)) or state.step == run.plan.num_steps
-    if not (at_eval or due(state.step, int(trainer.log_every)) or state.step == 1):
+    plan = run.plan
+    at_eval = due(state.step, plan.eval_every) or state.step == plan.num_steps
+    if not (at_eval or due(state.step, plan.log_every) or state.step == 1):
         return
     train_loss = read_losses(run, state)
     mark_steady_state(run, state)
@@ -288,11 +286,9 @@ def mark_steady_state(run: Run, state: LoopState) -> None:
 
 def maybe_checkpoint(run: Run, state: LoopState) -> None:
     """Save a resume point every ``checkpoint_every`` steps and every ``checkpoint_minutes``."""
-    trainer = run.trainer
-    minutes = float(trainer.get("checkpoint_minutes") or 0)
-    by_time = minutes > 0 and time.perf_counter() - run.last_checkpoint_at >= 60 * minutes
-    by_steps = due(state.step, int(trainer.get("checkpoint_every") or 0))
-    if state.step >= run.plan.num_steps or not (by_steps or by_time):
+    plan = run.plan
+    by_time = plan.checkpoint_minutes > 0 and time.perf_counter() - run.last_checkpoint_at >= 60 * plan.checkpoint_minutes
+    if state.step >= plan.num_steps or not (due(state.step, plan.checkpoint_every) or by_time):
         return
     if run.pending:  # every step before a resume point has passed the divergence guard
         read_losses(run, state)
@@ -390,7 +386,7 @@ def run_loop(run: Run, state: LoopState) -> RunRecord:
     run.metrics = MetricsWriter(run.run_dir, append=run.record.resumed_from_step is not None)
     run.checkpoints = CheckpointWriter(run.run_dir)
     run.progress = tqdm(total=run.plan.num_steps, initial=state.step, dynamic_ncols=True,
-                        desc=f"{run.cfg.optimizer.name} {run.cfg.task.name}", disable=not run.trainer.progress)
+                        desc=f"{run.cfg.optimizer.name} {run.cfg.task.name}", disable=not run.plan.progress)
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         run.model.train()
