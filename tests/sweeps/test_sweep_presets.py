@@ -21,7 +21,11 @@ EXPECTED = {
                                                 "lion_wd3": ("lion", 10, 3), "lion_wd10": ("lion", 10, 10)}),
     "betas": ([], {"adamw": ("adamw", 1, 1), "lion_div3": ("lion", 3, 3), "lion_stable_betas": ("lion", 3, 3)}),
     "batch_size": (["trainer.batch_size=8,64"], {"adamw": ("adamw", 1, 1), "lion_div3": ("lion", 3, 3)}),
+    "lr_grid": (["base.lr=0.01,0.03"], {"adamw": ("adamw", 1, 1), "lion_grid": ("lion", 3, 3)}),
+    "batch_lr_grid": (["trainer.batch_size=8,64", "base.lr=0.01,0.03"],
+                      {"adamw": ("adamw", 1, 1), "lion_grid": ("lion", 3, 3)}),
 }
+GRID_PRESETS = ("lr_grid", "batch_lr_grid")  # these sweep the AdamW reference base.lr itself
 
 
 def test_every_preset_is_tested_and_documented():
@@ -48,12 +52,21 @@ def test_preset_runs_every_arm(tmp_path, preset):
         assert (record["optimizer"], hyper["lr_divisor"], hyper["wd_multiplier"]) == (optimizer, divisor, multiplier)
         assert hyper["lr"] == pytest.approx(hyper["base_lr"] / divisor)
         base_lr = base_lr or hyper["base_lr"]
-        assert hyper["base_lr"] == base_lr  # one AdamW reference for every arm
+        if preset not in GRID_PRESETS:
+            assert hyper["base_lr"] == base_lr  # one AdamW reference for every arm
         assert math.isfinite(record["final_val_loss"])
     assert sorted({record["arm"] for record in records.values()}) == sorted(arms)
     num_trials = len(records)
     assert f"sweep {preset}: {num_trials} trials: {num_trials} finished, 0 diverged, 0 failed, 0 skipped" in result.stdout
-    if preset.startswith("lr_ratio"):  # weight decay off for both optimizers, as in lion-pytorch's runs
+    if preset in GRID_PRESETS:  # both optimizers at every grid lr; the command line replaces the preset's grid
+        grid = sorted((r["optimizer"], r["hyperparameters"]["base_lr"], r["batch_size"]) for r in records.values())
+        batches = (8, 64) if preset == "batch_lr_grid" else (records[next(iter(records))]["batch_size"],)
+        assert grid == sorted((o, lr, b) for o in ("adamw", "lion") for lr in (0.01, 0.03) for b in batches)
+    if preset == "batch_lr_grid":  # one token budget, warmup a share of each run: 2 steps at batch 32
+        assert all(r["budget"] == "tokens" and r["config"]["trainer"]["schedule"]["warmup_fraction"] == 0.1
+                   for r in records.values())
+        assert {r["batch_size"]: r["steps"] for r in records.values()} == {8: 8, 64: 1}
+    if preset.startswith("lr_ratio") or preset in GRID_PRESETS:  # weight decay off for both, as in lion-pytorch
         assert all(record["hyperparameters"]["weight_decay"] == 0 for record in records.values())
     if preset == "betas":
         betas = {record["arm"]: record["hyperparameters"]["betas"] for record in records.values()}
