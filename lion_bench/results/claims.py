@@ -1,7 +1,10 @@
-"""The published claims about Lion vs AdamW, each checked against run records by a rule fixed in advance.
+"""The published claims about Lion vs AdamW, each judged in every context that has the runs it needs,
+by rules fixed in advance (``RULES``, printed in every report).
 
-Every claim is judged per setup (task, model, data, steps) on the comparison score of each run: its
-final val loss, or, for a diverged run, its initial train loss (no better than not training).
+A verdict belongs to one context (``contexts.py``): the setup plus what the claim keeps fixed. The
+claim families live in their own modules: ``claims_ratio`` (lion-pytorch updates 2-4: Lion at AdamW's
+lr / k), ``claims_optimum`` (the paper's lr and weight-decay ratios from both optimizers' optima) and
+``claims_batch`` (update 7: batch size). Holm's correction runs over every verdict of one report.
 """
 
 from __future__ import annotations
@@ -9,314 +12,243 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
-from lion_bench.results.tables import Paired, arm_runs, paired_difference, setup_labels, summarize, t_interval
+from lion_bench.results.contexts import Context, setup_labels, short_number
+from lion_bench.results.stats import (ALPHA, CONTRADICTED, INCONCLUSIVE, NUM_BOOTSTRAP, SUPPORTED, Comparison,
+                                      Decision, holm)
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-MUCH_WORSE_FRACTION = 0.02  # "much worse": by more than 2% of AdamW's loss
+MIN_STEPS = 1000  # runs shorter than this make their context "toy scale"
+MUCH_WORSE_FRACTION = 0.02  # update 2's "much worse": by more than 2% of AdamW's mean final loss
 RATIO_RANGE = (3.0, 10.0)
 LARGE_BATCH = 64
+MIN_GRID = 4  # values per optimizer for the paper's ratios
+MIN_BATCH_GRID = 3  # lrs per optimizer and batch size for update 7
+MATCH_FACTOR = 1.2  # a Lion lr within this factor of AdamW's lr / k counts as "lr / k"
 
-RULES = f"""\
-- Score of a run: its final val loss; a diverged run scores its initial train loss (no better than not training).
-- Paired comparison of arms A and B: runs paired by seed within one setup; d = score(A) - score(B);
-  95% Student-t interval of the mean of d. Fewer than 2 paired seeds: inconclusive (runs missing).
-- A claim "d < m" is supported when the whole interval is below m, contradicted when it is wholly above m,
-  inconclusive otherwise (and the other way round for "d > m"). No correction for multiple claims.
-- Update 2 ("much worse"): d = Lion(lr/1) - AdamW, m = {MUCH_WORSE_FRACTION:.0%} of AdamW's mean loss.
-- Update 3: d = Lion(lr/3) - AdamW, m = 0. AdamW runs at the base lr Lion's divisor refers to, same batch size.
-- Update 4: d = Lion(lr/10) - Lion(lr/1) and Lion(lr/10) - Lion(lr/3), both > 0: supported when both intervals
-  are above 0, contradicted when either is below 0.
-- Update 7: Lion's advantage a = AdamW - best Lion (per batch size), averaged per seed over batches < {LARGE_BATCH} and
-  >= {LARGE_BATCH}. Supported: a at >= {LARGE_BATCH} above 0, a at < {LARGE_BATCH} not above 0, and their difference above 0.
-  Contradicted: a at < {LARGE_BATCH} above 0, or a at >= {LARGE_BATCH} below 0.
-- Best-value ratios (paper): an arm is a plausible optimum unless its paired difference to the best arm is above 0
-  (it is significantly worse). The plausible ratios span the plausible grid values; a plausible value at the edge
-  of the grid leaves that side open (0 or infinity). Supported when the whole span lies in
-  [{RATIO_RANGE[0]:g}, {RATIO_RANGE[1]:g}], contradicted when it misses [{RATIO_RANGE[0]:g}, {RATIO_RANGE[1]:g}], inconclusive otherwise.
-  When AdamW was run at one value only, that value is taken as its tuned reference (said in the details).
-"""
+__all__ = ["CLAIMS", "Claim", "Verdict", "check_claims", "rules", "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"]
 
 
 @dataclass(frozen=True)
 class Claim:
     key: str
+    name: str  # the row of the verdict map
     statement: str
     source: str
+    how: str  # one line: how it is judged
     sweep: str  # the sweep preset that supplies the runs it needs
     needs: str
 
 
+README = "lion-pytorch README"
+PAPER = "Chen et al. 2023 (arXiv 2302.06675)"
 CLAIMS = (
-    Claim("update2", "Lion at AdamW's lr is much worse than AdamW", "lion-pytorch README, update 2",
-          "lr_ratio", "Lion at lr/1 and AdamW at the same base lr and batch size, >= 2 shared seeds"),
-    Claim("update3", "Lion at AdamW's lr / 3 beats AdamW", "lion-pytorch README, update 3",
-          "lr_ratio", "Lion at lr/3 and AdamW at the same base lr and batch size, >= 2 shared seeds"),
-    Claim("update4", "lr / 10 is the worst of Lion at lr / {1, 3, 10}", "lion-pytorch README, update 4",
-          "lr_ratio", "Lion at lr/1, lr/3 and lr/10 with the same other settings, >= 2 shared seeds"),
-    Claim("update7", f"Lion's advantage over AdamW needs batch size >= {LARGE_BATCH}", "lion-pytorch README, update 7",
-          "batch_size", f"Lion and AdamW at batch sizes both below and at/above {LARGE_BATCH}, >= 2 shared seeds"),
-    Claim("paper_lr", "Lion's best lr is 3-10x smaller than AdamW's best lr",
-          "Chen et al. 2023, Symbolic Discovery of Optimization Algorithms", "lr_ratio_fine",
-          "Lion at >= 3 learning rates (and ideally AdamW at >= 3), same setup, >= 2 seeds each"),
-    Claim("paper_wd", "Lion's best weight decay is 3-10x larger than AdamW's best",
-          "Chen et al. 2023, Symbolic Discovery of Optimization Algorithms", "wd_multiplier",
-          "Lion at >= 3 weight decays against an AdamW weight decay > 0, same setup, >= 2 seeds each"),
+    Claim("update2", "Update 2", "Lion at AdamW's lr is much worse than AdamW", f"{README}, update 2",
+          how=f"final val loss, Lion at AdamW's lr minus AdamW; supported when above {MUCH_WORSE_FRACTION:.0%} of "
+              "AdamW's mean final loss",
+          sweep="lr_ratio", needs="Lion at AdamW's lr and AdamW, >= 2 seeds where both finished"),
+    Claim("update3", "Update 3", "Lion at AdamW's lr / 3 gives better early results than AdamW", f"{README}, update 3",
+          how="early loss (mean val loss over the evaluations in the first quarter of the run), Lion at AdamW's "
+              "lr / 3 minus AdamW; supported when below 0; the val loss at 25% of the steps and the final val loss "
+              "are shown beside it",
+          sweep="lr_ratio",
+          needs="Lion at AdamW's lr / 3 and AdamW with the same evaluation steps, one in the first quarter, "
+                ">= 2 seeds"),
+    Claim("update4_vs3", "Update 4 (summary)", "Lion at AdamW's lr / 10 is worse than at lr / 3",
+          f"{README}, update 4 as its summary reads it",
+          how="final val loss, lr / 10 minus lr / 3; supported when above 0",
+          sweep="lr_ratio", needs="Lion at AdamW's lr / 3 and / 10, >= 2 seeds where both finished"),
+    Claim("update4_worst", "Update 4 (strict)", "lr / 10 is the worst of Lion at AdamW's lr / {1, 3, 10}",
+          f"{README}, update 4 read strictly",
+          how="final val loss, lr / 10 minus lr / 1 and minus lr / 3; supported when both are above 0, "
+              "contradicted when either is below",
+          sweep="lr_ratio", needs="Lion at AdamW's lr / 1, / 3 and / 10, >= 2 seeds where all finished"),
+    Claim("update7", "Update 7", f"Lion's advantage over AdamW needs batch size >= {LARGE_BATCH}",
+          f"{README}, update 7",
+          how="at one token budget with warmup as a share of the run, each optimizer at its best lr of a grid at "
+              "each batch size (picked on the other seeds); advantage = AdamW minus Lion final val loss per batch "
+              f"size; supported when positive at every batch size >= {LARGE_BATCH} and at none below",
+          sweep="batch_lr_grid",
+          needs=f"both optimizers at >= {MIN_BATCH_GRID} lrs at batch sizes below and at/above {LARGE_BATCH}, "
+                "trainer.budget=tokens, trainer.schedule.warmup_fraction set, >= 2 seeds"),
+    Claim("paper_lr", "Paper: lr ratio", "Lion's best lr is 3-10x smaller than AdamW's best lr", PAPER,
+          how=f"both optimizers on lr grids (>= {MIN_GRID} values, best inside); each best lr from a parabola in "
+              "log lr through the best point and its neighbours; AdamW / Lion with a bootstrap interval over seeds; "
+              f"supported when the interval lies in [{RATIO_RANGE[0]:g}, {RATIO_RANGE[1]:g}]",
+          sweep="lr_grid", needs=f"both optimizers at >= {MIN_GRID} lrs each (the best inside the grid), >= 2 seeds"),
+    Claim("paper_wd", "Paper: wd ratio", "Lion's best weight decay is 3-10x larger than AdamW's best", PAPER,
+          how=f"as the lr ratio, over weight-decay grids (>= {MIN_GRID} values > 0 each, each optimizer at one lr); "
+              f"Lion / AdamW; supported when the interval lies in [{RATIO_RANGE[0]:g}, {RATIO_RANGE[1]:g}]",
+          sweep="wd_multiplier",
+          needs=f"both optimizers at >= {MIN_GRID} weight decays > 0 each (the best inside), one lr each, "
+                ">= 2 seeds: Lion's from `lion-bench -m sweep=wd_multiplier`, AdamW's with `base.weight_decay=...` "
+                "swept"),
 )
+CLAIM_BY_KEY = {claim.key: claim for claim in CLAIMS}
+
+
+def rules(min_steps: int = MIN_STEPS) -> str:
+    return f"""\
+- Context: every setting that is not the compared factor or the seed (task, model, data fingerprint, steps or
+  token budget, batch, schedule and warmup, clipping, resolved precision and device type, each optimizer's weight
+  decay and betas, the AdamW reference lr where a claim is relative to it, the committed study a run belongs to).
+  Each claim is judged in every context that has the runs it needs; runs of different contexts never pool.
+- Arms are matched by their resolved absolute lr and weight decay: Lion counts as "AdamW's lr / k" when AdamW's
+  lr / Lion's lr is within a factor {MATCH_FACTOR:g} of k (the nearest such arm), whatever sweep ran it.
+- Paired comparison of arms A and B: runs paired by seed; d = A - B over the seeds where both finished (n counts
+  only those pairs); 95% Student-t interval; two-sided t-test of d = margin.
+- Divergence: a diverged run never averages with finished ones. An arm with a diverged run loses its comparison
+  (p = 0, said in the verdict); when both arms have one, inconclusive. In grids a diverged point is worse than any
+  finished one and is never fitted.
+- A claim is supported when the test is significant in the claimed direction, contradicted when significant in
+  the other, inconclusive otherwise; fewer than 2 pairs: not judged (the runs it needs are listed with the sweep).
+- Multiple claims: Holm's step-down correction over all verdicts in this report that were tested (family-wise
+  error {ALPHA:g}); a verdict whose Holm-adjusted p is >= {ALPHA:g} becomes inconclusive. Cells show the adjusted p.
+- Ratios (paper): both optimizers on grids of >= {MIN_GRID} values with each best value inside its grid; best log
+  value = vertex of the parabola through the best grid point and its two neighbours (kept between them; the best
+  point itself when a neighbour diverged); interval = 2.5-97.5% percentiles of {NUM_BOOTSTRAP:,} bootstrap draws
+  of seeds (the same draw for both optimizers); p-values = twice the bootstrap share on the wrong side.
+- Update 7: per batch size, each optimizer's lr is the best of its grid on the other seeds (leave one seed
+  out) and the held-out seed's final loss is its value; per-batch paired t-tests of AdamW - Lion. Contradicted when
+  Lion wins at a batch below {LARGE_BATCH} or loses at one >= {LARGE_BATCH} (Bonferroni over the batch sizes).
+- Toy scale: a context with runs shorter than {min_steps:,} steps is marked "toy scale" beside each verdict.
+"""
+
+
+NO_CONTEXT = Context("-")
+DEFAULT_BETAS = {"adamw": "0.9,0.999", "lion": "0.9,0.99"}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One optimizer's arms that differ only in the swept value (lr or weight decay)."""
+
+    optimizer: str  # label, variants included (lion+cautious)
+    fixed: float  # the value it keeps fixed: weight decay for an lr sweep, lr for a weight-decay sweep
+    betas: str
+
+
+def series_of(runs: pd.DataFrame, family: str, fixed: str) -> dict[Series, pd.DataFrame]:
+    """``family``'s runs grouped by optimizer label, betas and the fixed column (``wd_key`` or ``lr_key``)."""
+    chosen = runs[runs["family"] == family]
+    return {Series(optimizer, float(value), betas): group
+            for (optimizer, value, betas), group in chosen.groupby(["optimizer", fixed, "betas"], sort=True)}
+
+
+def optimizer_parts(adamw: Series | None, lion: Series | None) -> list[str]:
+    """Label parts for optimizer variants and betas other than the defaults."""
+    parts = []
+    for name, family, series in (("AdamW", "adamw", adamw), ("Lion", "lion", lion)):
+        if series is None:
+            continue
+        if series.optimizer != family:
+            parts.append(series.optimizer)
+        if series.betas != DEFAULT_BETAS[family]:
+            parts.append(f"{name} betas {series.betas}")
+    return parts
+
+
+def wd_part(adamw_wd: float, lion_wd: float) -> str:
+    if adamw_wd == lion_wd:
+        return f"wd {short_number(adamw_wd)}"
+    return f"wd AdamW {short_number(adamw_wd)}, Lion {short_number(lion_wd)}"
+
+
+def judged_from(verdict: Verdict, comparison: Comparison, decision: Decision | None, effect_name: str) -> Verdict:
+    """Fill ``verdict`` from one paired comparison (or say it was not judged)."""
+    verdict.sources = comparison.sources
+    if decision is None:
+        verdict.reason = f"fewer than 2 seeds where both arms finished ({comparison.num_pairs})"
+        return verdict
+    verdict.decision, verdict.num = decision, comparison.num_pairs
+    verdict.effect, verdict.low, verdict.high = comparison.mean, comparison.low, comparison.high
+    verdict.effect_name = effect_name
+    return verdict
 
 
 @dataclass
 class Verdict:
     claim: Claim
-    task: str
-    verdict: str = INCONCLUSIVE
+    context: Context
+    decision: Decision | None = None  # None: not judged (the runs it needs are missing)
+    reason: str = ""  # why it was not judged
     num: int = 0
     effect: float = math.nan
     low: float = math.nan
     high: float = math.nan
     effect_name: str = ""
     detail: str = ""
-    missing: bool = True
+    aside: str = ""  # shown beside the verdict, not part of it (update 3's final-loss comparison)
     sources: list[str] = field(default_factory=list)
+    label: str = ""
+    toy: str = ""  # "toy scale (...)" when the runs are shorter than the minimum length
+    p_adjusted: float = math.nan
+
+    @property
+    def judged(self) -> bool:
+        return self.decision is not None
+
+    @property
+    def outcome(self) -> str:
+        """The verdict after Holm's correction."""
+        if self.decision is None:
+            return INCONCLUSIVE
+        if self.decision.outcome != INCONCLUSIVE and not self.p_adjusted < ALPHA:
+            return INCONCLUSIVE
+        return self.decision.outcome
 
     def row(self) -> dict:
         return {
             "claim": self.claim.key, "statement": self.claim.statement, "source": self.claim.source,
-            "task": self.task, "verdict": self.verdict, "n": self.num, "effect_name": self.effect_name,
-            "effect": self.effect, "ci_low": self.low, "ci_high": self.high, "detail": self.detail,
-            "missing_runs": self.missing, "sweep": self.claim.sweep if self.missing else "",
-            "num_runs": len(set(self.sources)), "runs": ";".join(sorted(set(self.sources))),
+            "context": self.label, "setup": self.context.setup,
+            "verdict": self.outcome if self.judged else "not judged",
+            "verdict_before_holm": self.decision.outcome if self.judged else "",
+            "p_value": self.decision.p_value if self.judged else math.nan, "p_holm": self.p_adjusted,
+            "n": self.num, "effect_name": self.effect_name, "effect": self.effect, "ci_low": self.low,
+            "ci_high": self.high, "note": self.decision.note if self.judged else "", "detail": self.detail,
+            "aside": self.aside, "toy_scale": self.toy, "not_judged_because": self.reason,
+            "sweep": "" if self.judged else self.claim.sweep, "num_runs": len(set(self.sources)),
+            "runs": ";".join(sorted(set(self.sources))),
         }
 
 
-def judge_interval(low: float, high: float, margin: float, claim_below: bool) -> str:
-    """Verdict for a claim "d < margin" (claim_below) or "d > margin" from d's interval."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return INCONCLUSIVE
-    below, above = high < margin, low > margin
-    if claim_below:
-        return SUPPORTED if below else CONTRADICTED if above else INCONCLUSIVE
-    return SUPPORTED if above else CONTRADICTED if below else INCONCLUSIVE
+def label_map(runs: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
+    """Labels of every setup and budget setup in ``runs`` (each family labelled against its own kind)."""
+    labels = {}
+    for id_column, fields_column in (("setup", "setup_fields"), ("budget_setup", "budget_fields")):
+        setups = dict(zip(runs[id_column], runs[fields_column]))
+        labels.update(setup_labels(setups))
+    return labels
 
 
-def _close(a, b) -> np.ndarray:
-    return np.isclose(a, b, rtol=1e-9, atol=0.0)
+def check_claims(runs: pd.DataFrame, min_steps: int = MIN_STEPS) -> list[Verdict]:
+    """Every claim in every context of ``runs``, Holm-corrected together; sorted by claim, then context label."""
+    from lion_bench.results.claims_batch import batch_verdicts
+    from lion_bench.results.claims_optimum import optimum_verdicts
+    from lion_bench.results.claims_ratio import ratio_verdicts
 
-
-def matched_pairs(runs: pd.DataFrame, arms: pd.DataFrame, divisor: float) -> list[tuple[pd.Series, pd.Series, Paired]]:
-    """(Lion arm at ``divisor``, its AdamW reference arm, their paired difference), most pairs first."""
-    lion = arms[(arms["optimizer"] == "lion") & _close(arms["lr_divisor"], divisor)]
-    adamw = arms[arms["optimizer"] == "adamw"]
-    found = []
-    for _, lion_arm in lion.iterrows():
-        base_lr = lion_arm["lr"] * lion_arm["lr_divisor"]
-        base_wd = lion_arm["weight_decay"] / lion_arm["wd_multiplier"] if lion_arm["wd_multiplier"] else math.nan
-        reference = adamw[(adamw["batch_size"] == lion_arm["batch_size"]) & _close(adamw["lr"], base_lr)]
-        if math.isfinite(base_wd):
-            reference = reference[_close(reference["weight_decay"], base_wd)]
-        for _, adamw_arm in reference.iterrows():
-            found.append((lion_arm, adamw_arm, paired_difference(runs, lion_arm, adamw_arm)))
-    return sorted(found, key=lambda item: (-item[2].num_pairs, item[0]["score_mean"]))
-
-
-def describe(arm: pd.Series) -> str:
-    if arm["optimizer"].startswith("lion"):
-        return (f"{arm['optimizer']} lr/{arm['lr_divisor']:g} (lr {arm['lr']:.3g}, wd {arm['weight_decay']:.3g}, "
-                f"betas {arm['betas']}, bs {arm['batch_size']})")
-    return f"{arm['optimizer']} lr {arm['lr']:.3g} (wd {arm['weight_decay']:.3g}, bs {arm['batch_size']})"
-
-
-def check_against_adamw(verdict: Verdict, runs, arms, divisor: float, much_worse: bool) -> Verdict:
-    pairs = matched_pairs(runs, arms, divisor)
-    if not pairs or pairs[0][2].num_pairs < 2:
-        verdict.detail = "no Lion/AdamW arms sharing >= 2 seeds" if not pairs else "fewer than 2 paired seeds"
-        return verdict
-    lion_arm, adamw_arm, paired = pairs[0]
-    margin = MUCH_WORSE_FRACTION * adamw_arm["score_mean"] if much_worse else 0.0
-    verdict.verdict = judge_interval(paired.low, paired.high, margin, claim_below=not much_worse)
-    verdict.num, verdict.effect, verdict.low, verdict.high = paired.num_pairs, paired.mean, paired.low, paired.high
-    verdict.effect_name = "loss(Lion) - loss(AdamW)"
-    verdict.detail = f"{describe(lion_arm)} vs {describe(adamw_arm)}" + (f"; margin {margin:.4g}" if much_worse else "")
-    verdict.sources, verdict.missing = paired.sources, False
-    return verdict
-
-
-def check_update4(verdict: Verdict, runs, arms) -> Verdict:
-    lion = arms[arms["optimizer"] == "lion"].assign(base_lr=lambda df: df["lr"] * df["lr_divisor"])
-    best = None
-    for _, group in lion.groupby(["batch_size", "wd_multiplier", "betas"], sort=True):
-        chosen = {}
-        for divisor in (1.0, 3.0, 10.0):
-            matches = group[_close(group["lr_divisor"], divisor)]
-            if matches.empty:
-                break
-            chosen[divisor] = matches.iloc[0]
-        if len(chosen) < 3 or not all(_close(arm["base_lr"], chosen[1.0]["base_lr"]) for arm in chosen.values()):
-            continue
-        versus = [paired_difference(runs, chosen[10.0], chosen[other]) for other in (1.0, 3.0)]
-        num = min(paired.num_pairs for paired in versus)
-        if best is None or num > best[0]:
-            best = (num, chosen, versus)
-    if best is None or best[0] < 2:
-        verdict.detail = "no Lion arms at lr/1, lr/3 and lr/10 sharing >= 2 seeds"
-        return verdict
-    num, chosen, (vs1, vs3) = best
-    verdicts = [judge_interval(paired.low, paired.high, 0.0, claim_below=False) for paired in (vs1, vs3)]
-    verdict.verdict = (CONTRADICTED if CONTRADICTED in verdicts
-                       else SUPPORTED if verdicts == [SUPPORTED, SUPPORTED] else INCONCLUSIVE)
-    weakest = min((vs1, vs3), key=lambda paired: paired.low if math.isfinite(paired.low) else -math.inf)
-    verdict.num, verdict.effect, verdict.low, verdict.high = num, weakest.mean, weakest.low, weakest.high
-    verdict.effect_name = "loss(lr/10) - loss(nearest other)"
-    verdict.detail = (f"lr/10 - lr/1: {vs1.mean:+.4g} [{vs1.low:+.4g}, {vs1.high:+.4g}]; "
-                      f"lr/10 - lr/3: {vs3.mean:+.4g} [{vs3.low:+.4g}, {vs3.high:+.4g}]; "
-                      f"{describe(chosen[10.0])}")
-    verdict.sources, verdict.missing = vs1.sources + vs3.sources, False
-    return verdict
-
-
-def check_update7(verdict: Verdict, runs, arms) -> Verdict:
-    advantages = {}  # batch size -> per-seed AdamW - Lion (positive: Lion wins)
-    sources = []
-    for batch_size, group in arms.groupby("batch_size"):
-        candidates = []
-        for _, lion_arm in group[group["optimizer"] == "lion"].iterrows():
-            pairs = matched_pairs(runs, group, lion_arm["lr_divisor"])
-            pairs = [pair for pair in pairs if pair[0].equals(lion_arm) and pair[2].num_pairs >= 2]
-            if pairs:
-                candidates.append(pairs[0])
-        if not candidates:
-            continue
-        lion_arm, adamw_arm, _ = min(candidates, key=lambda item: item[0]["score_mean"])
-        lion_runs = arm_runs(runs, lion_arm).set_index("seed")
-        adamw_runs = arm_runs(runs, adamw_arm).set_index("seed")
-        seeds = sorted(set(lion_runs.index) & set(adamw_runs.index))
-        advantages[int(batch_size)] = adamw_runs.loc[seeds, "score"] - lion_runs.loc[seeds, "score"]
-        sources += list(lion_runs.loc[seeds, "source"]) + list(adamw_runs.loc[seeds, "source"])
-    small = [batch for batch in advantages if batch < LARGE_BATCH]
-    large = [batch for batch in advantages if batch >= LARGE_BATCH]
-    if not small or not large:
-        verdict.detail = f"batch sizes with both optimizers: {sorted(advantages) or 'none'}"
-        return verdict
-    table = pd.DataFrame(advantages).dropna()  # seeds run at every batch size
-    if len(table) < 2:
-        verdict.detail = "fewer than 2 seeds shared across all batch sizes"
-        return verdict
-    small_advantage, large_advantage = table[small].mean(axis=1), table[large].mean(axis=1)
-    _, small_low, _ = t_interval(small_advantage.to_numpy())
-    _, large_low, large_high = t_interval(large_advantage.to_numpy())
-    mean, low, high = t_interval((large_advantage - small_advantage).to_numpy())
-    if small_low > 0 or large_high < 0:
-        verdict.verdict = CONTRADICTED
-        reason = f"Lion wins below {LARGE_BATCH}" if small_low > 0 else f"Lion loses at >= {LARGE_BATCH}"
-    elif large_low > 0 and low > 0:
-        verdict.verdict, reason = SUPPORTED, f"Lion wins at >= {LARGE_BATCH}, and by more than below"
-    else:
-        verdict.verdict, reason = INCONCLUSIVE, "no interval decides"
-    verdict.num, verdict.effect, verdict.low, verdict.high = len(table), mean, low, high
-    verdict.effect_name = f"advantage(bs >= {LARGE_BATCH}) - advantage(bs < {LARGE_BATCH})"
-    verdict.detail = (f"{reason}; Lion's advantage (AdamW - Lion) by batch size: "
-                      + ", ".join(f"{batch}: {table[batch].mean():+.4g}" for batch in sorted(table.columns)))
-    verdict.sources, verdict.missing = sources, False
-    return verdict
-
-
-def plausible_span(runs: pd.DataFrame, arms: pd.DataFrame, value: str) -> tuple[float, float, pd.Series]:
-    """(low, high) of ``value`` over plausible optima of ``arms`` (one per grid value); open at grid edges."""
-    arms = arms.sort_values("score_mean", kind="stable").drop_duplicates(value)
-    best = arms.iloc[0]
-    plausible = [best[value]]
-    for _, arm in arms.iloc[1:].iterrows():
-        paired = paired_difference(runs, arm, best)
-        if not (paired.num_pairs >= 2 and paired.low > 0):
-            plausible.append(arm[value])
-    grid = sorted(arms[value])
-    if len(grid) == 1:
-        return grid[0], grid[0], best
-    low = 0.0 if min(plausible) == grid[0] else min(plausible)
-    high = math.inf if max(plausible) == grid[-1] else max(plausible)
-    return low, high, best
-
-
-def _widest_context(arms: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame | None:
-    if arms.empty:
-        return None
-    groups = [group for _, group in arms.groupby(keys, sort=True)]
-    return max(groups, key=lambda group: (group[value].nunique(), group["num_seeds"].min(), -group["score_mean"].min()))
-
-
-def check_ratio(verdict: Verdict, runs, arms, value: str) -> Verdict:
-    """Paper claims: lr (AdamW / Lion) or weight decay (Lion / AdamW) ratio of the best arms in [3, 10]."""
-    sources = []
-    spans = {}
-    for optimizer in ("lion", "adamw"):
-        fixed = ["batch_size", "betas", "weight_decay" if value == "lr" else "lr"]
-        context = _widest_context(arms[arms["optimizer"] == optimizer], fixed, value)
-        if context is None:
-            verdict.detail = f"no {optimizer} runs"
-            return verdict
-        spans[optimizer] = (*plausible_span(runs, context, value), context[value].nunique())
-        for _, arm in context.iterrows():
-            sources += list(arm_runs(runs, arm)["source"])
-    lion_low, lion_high, lion_best, lion_grid = spans["lion"]
-    adamw_low, adamw_high, adamw_best, adamw_grid = spans["adamw"]
-    if lion_grid < 3:
-        verdict.detail = f"Lion was run at {lion_grid} {value} value(s); needs >= 3"
-        return verdict
-    if value == "weight_decay" and adamw_high == 0:
-        verdict.detail = "AdamW's weight decay is 0: no ratio"
-        return verdict
-    with np.errstate(divide="ignore"):
-        if value == "lr":  # AdamW / Lion
-            ratio = adamw_best["lr"] / lion_best["lr"]
-            low = adamw_low / lion_high if lion_high > 0 else math.inf
-            high = adamw_high / lion_low if lion_low > 0 else math.inf
-        else:  # Lion / AdamW
-            ratio = lion_best[value] / adamw_best[value] if adamw_best[value] > 0 else math.inf
-            low = lion_low / adamw_high if adamw_high > 0 else 0.0
-            high = lion_high / adamw_low if adamw_low > 0 else math.inf
-    lower, upper = RATIO_RANGE
-    if low >= lower * (1 - 1e-9) and high <= upper * (1 + 1e-9):
-        verdict.verdict = SUPPORTED
-    elif high < lower * (1 - 1e-9) or low > upper * (1 + 1e-9):
-        verdict.verdict = CONTRADICTED
-    else:
-        verdict.verdict = INCONCLUSIVE
-    verdict.num = int(min(arms_seeds for arms_seeds in (lion_best["num_seeds"], adamw_best["num_seeds"])))
-    verdict.effect, verdict.low, verdict.high = ratio, low, high
-    verdict.effect_name = "AdamW lr / Lion lr" if value == "lr" else "Lion wd / AdamW wd"
-    reference = " (AdamW run at one value: taken as its tuned reference)" if adamw_grid == 1 else ""
-    verdict.detail = (f"best Lion {value} {lion_best[value]:.3g} of {lion_grid} values, best AdamW {value} "
-                      f"{adamw_best[value]:.3g} of {adamw_grid}{reference}")
-    verdict.sources, verdict.missing = sources, False
-    return verdict
-
-
-def check_claims(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> list[Verdict]:
-    """One verdict per claim and setup (one 'missing' verdict per claim when there are no runs at all)."""
-    if summary is None:
-        summary = summarize(runs) if len(runs) else pd.DataFrame()
     if not len(runs):
-        return [Verdict(claim, task="-", detail="no runs") for claim in CLAIMS]
-    labels = setup_labels(runs)
-    verdicts = []
-    for (task, setup), arms in summary.groupby(["task", "setup"], sort=True):
-        setup_runs = runs[(runs["task"] == task) & (runs["setup"] == setup)]
-        label = labels[(task, setup)]
-        for claim in CLAIMS:
-            verdict = Verdict(claim, task=label)
-            if claim.key == "update2":
-                check_against_adamw(verdict, setup_runs, arms, 1.0, much_worse=True)
-            elif claim.key == "update3":
-                check_against_adamw(verdict, setup_runs, arms, 3.0, much_worse=False)
-            elif claim.key == "update4":
-                check_update4(verdict, setup_runs, arms)
-            elif claim.key == "update7":
-                check_update7(verdict, setup_runs, arms)
-            elif claim.key == "paper_lr":
-                check_ratio(verdict, setup_runs, arms, "lr")
-            elif claim.key == "paper_wd":
-                check_ratio(verdict, setup_runs, arms, "weight_decay")
-            verdicts.append(verdict)
-    return verdicts
+        return [Verdict(claim, NO_CONTEXT, reason="no runs", label="-") for claim in CLAIMS]
+    verdicts = ratio_verdicts(runs) + optimum_verdicts(runs) + batch_verdicts(runs)
+    labels = label_map(runs)
+    steps = dict(zip(runs["source"], runs["planned_steps"]))
+    for verdict in verdicts:
+        verdict.label = verdict.context.label(labels) if verdict.context.setup in labels else "-"
+        shortest = min((steps[source] for source in verdict.sources), default=None)
+        if verdict.judged and shortest is not None and shortest < min_steps:
+            verdict.toy = f"toy scale ({shortest:,} steps < {min_steps:,})"
+    # Labels round numbers (3 significant digits): contexts that differ beyond that are numbered, never merged.
+    contexts_by_label: dict[str, list[Context]] = {}
+    for verdict in verdicts:
+        found = contexts_by_label.setdefault(verdict.label, [])
+        if verdict.context not in found:
+            found.append(verdict.context)
+    for verdict in verdicts:
+        found = sorted(contexts_by_label[verdict.label])
+        if len(found) > 1:
+            verdict.label += f" (variant {found.index(verdict.context) + 1} of {len(found)})"
+    judged = [verdict for verdict in verdicts if verdict.judged]
+    for verdict, adjusted in zip(judged, holm([verdict.decision.p_value for verdict in judged])):
+        verdict.p_adjusted = adjusted
+    order = {claim.key: index for index, claim in enumerate(CLAIMS)}
+    return sorted(verdicts, key=lambda verdict: (order[verdict.claim.key], verdict.label, verdict.context))

@@ -1,15 +1,17 @@
-"""lion-bench-report: run records -> tables, plots and a claims check (report.md, report.html, CSVs, PNGs).
+"""lion-bench-report: run records -> a verdict map (claims x contexts), tables and plots
+(report.md, report.html, CSVs, PNGs).
 
     lion-bench -m sweep=lr_ratio && lion-bench-report results/sweeps/lr_ratio -o report/
     lion-bench-report results/ -o report/                            # every run under results/
     lion-bench-report results/ --wandb my-team/lion-bench -o report/  # plus runs pulled from W&B
+    lion-bench-report results/ --min-steps 5000 -o report/           # shorter runs are "toy scale"
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import math
+import os
 import sys
 import warnings
 from datetime import datetime, timezone
@@ -17,170 +19,222 @@ from pathlib import Path
 
 import pandas as pd
 
-from lion_bench.results.claims import CLAIMS, RULES, Verdict, check_claims
+from lion_bench.results.claims import CLAIMS, MIN_STEPS, Verdict, check_claims, label_map, rules
+from lion_bench.results.contexts import Context, count, short_number
 from lion_bench.results.load import SkippedRun, load_local, tables
 from lion_bench.results.plots import make_plots
-from lion_bench.results.tables import lion_vs_adamw, summarize
+from lion_bench.results.render import markdown_table, render
+from lion_bench.results.stats import INCONCLUSIVE
+from lion_bench.results.tables import summarize
 from lion_bench.runs.store import atomic_write_text
 
-SUMMARY_COLUMNS = [
-    "task", "setup", "optimizer", "lr_divisor", "wd_multiplier", "betas", "batch_size", "lr", "weight_decay",
-    "num_seeds", "num_diverged", "final_val_loss_mean", "final_val_loss_std", "final_val_loss_ci_low",
-    "final_val_loss_ci_high", "best_val_loss_mean", "best_val_loss_ci_low", "best_val_loss_ci_high",
-    "final_val_bpc_mean", "final_val_bpc_ci_low", "final_val_bpc_ci_high", "train_tokens_per_s",
-]
+NOT_HERE = "·"
+WALL_CLOCK = "wall-clock tokens/s (evaluation, compile and start-up included)"
+STEADY = "train tokens/s (steady state)"
 
 
-def _number(value, spec: str = ".4g", signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return format(value, ("+" if signed else "") + spec)
+def _signed(value: float) -> str:
+    return f"{value:+.3g}" if math.isfinite(value) else "-"
 
 
-def claims_frame(verdicts: list[Verdict]) -> pd.DataFrame:
-    return pd.DataFrame([verdict.row() for verdict in verdicts])
+def _plain(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else ("inf" if value == math.inf else "-")
 
 
-def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
-    """The claims table as people read it: effect and interval as text, runs as a count."""
+def effect_text(verdict: Verdict) -> str:
+    """``+0.18 [+0.16, +0.2]``: the effect and its 95% interval (ratios unsigned)."""
+    if not math.isfinite(verdict.effect):
+        return ""
+    number = _plain if verdict.claim.key.startswith("paper") else _signed
+    return f"{number(verdict.effect)} [{number(verdict.low)}, {number(verdict.high)}]"
+
+
+def cell(verdict: Verdict) -> str:
+    """One cell of the verdict map: verdict, effect, interval, n, Holm-adjusted p (and what sits beside it)."""
+    outcome = verdict.outcome
+    parts = [f"**{outcome}**"]
+    if outcome == INCONCLUSIVE and verdict.decision.outcome != INCONCLUSIVE:
+        parts.append(f"(was {verdict.decision.outcome} before Holm)")
+    if verdict.toy:
+        parts.append("(toy scale)")
+    if verdict.decision.note:
+        parts[-1] += ":"
+        parts.append(verdict.decision.note)
+    if effect_text(verdict):
+        parts.append(effect_text(verdict))
+    parts.append(f"n={verdict.num}")
+    if math.isfinite(verdict.p_adjusted):
+        parts.append(f"p={verdict.p_adjusted:.2g}")
+    text = " ".join(parts)
+    return f"{text}; {verdict.aside}" if verdict.aside else text
+
+
+def verdict_map(verdicts: list[Verdict]) -> pd.DataFrame:
+    """Rows: claims; columns: every context with a judged verdict; cells: ``cell`` or NOT_HERE."""
+    judged = [verdict for verdict in verdicts if verdict.judged]
+    labels = sorted({verdict.label for verdict in judged})
     rows = []
-    for row in claims.itertuples(index=False):
-        signed = row.effect_name.startswith(("loss", "advantage"))
-        rows.append({
-            "claim": f"{row.statement} ({row.source})", "task": row.task, "verdict": row.verdict, "n": row.n,
-            "effect": f"{row.effect_name}: {_number(row.effect, signed=signed)}" if row.effect_name else "-",
-            "95% interval": f"[{_number(row.ci_low, signed=signed)}, {_number(row.ci_high, signed=signed)}]"
-            if row.effect_name else "-",
-            "runs": row.num_runs,
-            "details": row.detail + (f" -> run `lion-bench -m sweep={row.sweep}`" if row.missing_runs else ""),
-        })
+    for claim in CLAIMS:
+        row = {"claim": f"**{claim.name}**: {claim.statement}"}
+        cells = {verdict.label: cell(verdict) for verdict in judged if verdict.claim is claim}
+        row.update({label: cells.get(label, NOT_HERE) for label in labels})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for row in summary.itertuples(index=False):
-        def cell(metric: str) -> str:
-            mean = getattr(row, f"{metric}_mean")
-            return (f"{_number(mean)} ± {_number(getattr(row, f'{metric}_std'), '.2g')} "
-                    f"[{_number(getattr(row, f'{metric}_ci_low'))}, {_number(getattr(row, f'{metric}_ci_high'))}]")
-
-        rows.append({
-            "task": row.task, "optimizer": row.optimizer, "lr": _number(row.lr, ".3g"),
-            "divisor": _number(row.lr_divisor, "g"), "wd": _number(row.weight_decay, ".3g"),
-            "wd mult": _number(row.wd_multiplier, "g"), "betas": row.betas, "batch": row.batch_size,
-            "seeds": row.num_seeds, "diverged": row.num_diverged,
-            "final val loss (mean ± std [95% CI])": cell("final_val_loss"),
-            "best val loss": cell("best_val_loss"),
-            "final val bpc": cell("final_val_bpc") if not math.isnan(row.final_val_bpc_mean) else "-",
-            # Steady-state training throughput; runs recorded before it was measured show wall clock.
-            "train tokens/s": _number(row.train_tokens_per_s, ".0f") if not math.isnan(row.train_tokens_per_s)
-            else f"{_number(row.wall_tokens_per_s, '.0f')} (wall clock, evaluation included)",
-        })
-    return pd.DataFrame(rows)
-
-
-def comparison_display(comparison: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for row in comparison.itertuples(index=False):
-        rows.append({
-            "task": row.task, "batch": row.batch_size, "best Lion lr": f"{row.lion_lr:.3g} (lr/{row.lion_lr_divisor:g})",
-            "best AdamW lr": f"{row.adamw_lr:.3g}", "AdamW lr / Lion lr": f"{row.lr_ratio_adamw_over_lion:.3g}",
-            "Lion - AdamW loss": _number(row.difference_lion_minus_adamw, signed=True),
-            "95% interval": f"[{_number(row.ci_low, signed=True)}, {_number(row.ci_high, signed=True)}]",
-            "paired seeds": row.num_pairs,
-        })
-    return pd.DataFrame(rows)
-
-
-def missing_section(claims: pd.DataFrame) -> list[str]:
-    missing = claims[claims["missing_runs"]]
-    if missing.empty:
-        return ["Every claim had the runs it needs."]
+def where_it_holds(verdicts: list[Verdict]) -> list[str]:
+    """One line per claim: the contexts where it held, where it did not, and where it could not be judged."""
     lines = []
     for claim in CLAIMS:
-        rows = missing[missing["claim"] == claim.key]
-        if len(rows):
-            tasks = ", ".join(sorted(set(rows["task"])))
-            lines.append(f"- **{claim.statement}** ({tasks}): needs {claim.needs}. "
-                         f"Supply with `lion-bench -m sweep={claim.sweep}`.")
+        mine = [verdict for verdict in verdicts if verdict.claim is claim]
+        parts = []
+        for outcome in ("supported", "contradicted", "inconclusive"):
+            found = [verdict for verdict in mine if verdict.judged and verdict.outcome == outcome]
+            if found:
+                names = "; ".join(f"{verdict.label}{' (toy scale)' if verdict.toy else ''}" for verdict in found)
+                parts.append(f"{outcome} in {len(found)} ({names})")
+        missing = [verdict for verdict in mine if not verdict.judged]
+        if missing:
+            parts.append(f"not judged in {len(missing)} (runs missing: `lion-bench -m sweep={claim.sweep}`)")
+        lines.append(f"- **{claim.name}** ({claim.statement}): {'; '.join(parts) or 'no runs'}")
     return lines
 
 
-def runs_used_section(claims: pd.DataFrame) -> list[str]:
-    """Each judged claim's run directories (by name; full paths are in claims.csv)."""
+def how_judged() -> list[str]:
+    return [f"- **{claim.name}** ({claim.statement}; {claim.source}): {claim.how}." for claim in CLAIMS]
+
+
+def details_frame(verdicts: list[Verdict]) -> pd.DataFrame:
+    rows = []
+    for verdict in verdicts:
+        if not verdict.judged:
+            continue
+        rows.append({
+            "claim": verdict.claim.name, "context": verdict.label, "verdict": f"**{verdict.outcome}**",
+            "before Holm": verdict.decision.outcome, "effect": verdict.effect_name,
+            "value [95% interval]": effect_text(verdict) or "-", "n": verdict.num,
+            "p": _plain(verdict.decision.p_value) if math.isfinite(verdict.decision.p_value) else "-",
+            "p (Holm)": _plain(verdict.p_adjusted), "scale": verdict.toy or "-",
+            "details": "; ".join(part for part in (verdict.decision.note, verdict.detail, verdict.aside) if part),
+            "runs": len(set(verdict.sources)),
+        })
+    return pd.DataFrame(rows)
+
+
+def not_judged(verdicts: list[Verdict]) -> list[str]:
     lines = []
-    for row in claims[~claims["missing_runs"]].itertuples(index=False):
-        names = sorted({Path(source).name for source in row.runs.split(";") if source})
-        lines.append(f"- {row.claim} ({row.task}, {len(names)} runs): {', '.join(names)}")
+    for claim in CLAIMS:
+        reasons: dict[str, list[str]] = {}
+        for verdict in verdicts:
+            if verdict.claim is claim and not verdict.judged:
+                reasons.setdefault(verdict.reason, []).append(verdict.label)
+        for reason, labels in sorted(reasons.items()):
+            where = "; ".join(labels[:3]) + (f"; and {len(labels) - 3} more" if len(labels) > 3 else "")
+            lines.append(f"- **{claim.name}** in {len(labels)} context(s) ({where}): {reason}. Needs {claim.needs}; "
+                         f"supply with `lion-bench -m sweep={claim.sweep}`.")
+    return lines or ["Every claim was judged wherever it applies."]
+
+
+def runs_used(verdicts: list[Verdict]) -> list[str]:
+    lines = []
+    for verdict in verdicts:
+        if verdict.judged:
+            names = sorted({Path(source).name for source in verdict.sources})
+            lines.append(f"- {verdict.claim.name} in {verdict.label} ({len(names)} runs): {', '.join(names)}")
     return lines or ["No claim was judged."]
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "_(none)_"
-    return frame.to_markdown(index=False, disable_numparse=True)
+def _wd(row) -> str:
+    if row.weight_decay == 0:
+        return "0"
+    if row.family == "lion" and math.isfinite(row.base_weight_decay) and row.wd_multiplier != 1:
+        return f"{short_number(row.weight_decay)} ({short_number(row.base_weight_decay)} x {row.wd_multiplier:g})"
+    return short_number(row.weight_decay)
 
 
-def render(blocks: list[tuple[str, object]], title: str) -> tuple[str, str]:
-    """Blocks of (kind, content) -> (markdown, html). kinds: h2, text (markdown-ish lines), table, image."""
-    md = [f"# {title}", ""]
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for kind, content in blocks:
-        if kind == "h2":
-            md += [f"## {content}", ""]
-            body.append(f"<h2>{html.escape(content)}</h2>")
-        elif kind == "text":
-            md += [*content, ""]
-            body.append("<pre>" + html.escape("\n".join(content)) + "</pre>")
-        elif kind == "table":
-            md += [markdown_table(content), ""]
-            body.append(content.to_html(index=False, border=0, na_rep="-") if len(content) else "<p>(none)</p>")
-        elif kind == "image":
-            md += [f"![{content}]({content})", ""]
-            body.append(f'<p><img src="{html.escape(str(content))}" alt="{html.escape(str(content))}"></p>')
-    style = "body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;font-size:13px}" \
-            "td,th{border:1px solid #ccc;padding:3px 6px}pre{white-space:pre-wrap}"
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-    return "\n".join(md), page
+def _lr(row) -> str:
+    if row.family == "lion" and row.lr_divisor != 1:
+        return f"{short_number(row.lr)} ({short_number(row.base_lr)} / {row.lr_divisor:g})"
+    return short_number(row.lr)
 
 
-def build_report(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, skipped: list[str],
-                 inputs: list[str]) -> dict:
-    """Write every output file under ``out_dir``; returns the tables it computed."""
+def _loss(row, metric: str) -> str:
+    mean = getattr(row, f"{metric}_mean")
+    if not math.isfinite(mean):
+        return "-"
+    return (f"{mean:.4g} ± {_plain(getattr(row, f'{metric}_std'))} "
+            f"[{_plain(getattr(row, f'{metric}_ci_low'))}, {_plain(getattr(row, f'{metric}_ci_high'))}]")
+
+
+def arms_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """One setup's arms as people read them: resolved lr and weight decay, length, losses, throughput."""
+    rows = []
+    steady = summary["train_tokens_per_s"].notna().any()
+    wall = summary["train_tokens_per_s"].isna().any()
+    for row in summary.sort_values(["family", "lr", "weight_decay"]).itertuples(index=False):
+        entry = {
+            "optimizer": row.optimizer, "lr": _lr(row), "weight decay": _wd(row), "betas": row.betas,
+            "batch": row.batch_size, "steps": row.planned_steps, f"{row.unit or 'tokens'}": count(row.tokens_mean),
+            "schedule": f"{row.schedule}, warmup {row.warmup_steps}", "seeds": row.num_seeds,
+            "diverged": row.num_diverged, "early val loss": _plain(row.early_val_loss_mean),
+            "final val loss (mean ± std [95% CI])": _loss(row, "final_val_loss"),
+            "final val bpc": _loss(row, "final_val_bpc"),
+        }
+        if steady:
+            entry[STEADY] = f"{row.train_tokens_per_s:.0f}" if math.isfinite(row.train_tokens_per_s) else "-"
+        if wall:
+            entry[WALL_CLOCK] = f"{row.wall_tokens_per_s:.0f}" if math.isfinite(row.wall_tokens_per_s) else "-"
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def arms_blocks(runs: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, object]]:
+    labels = label_map(runs)
+    blocks = []
+    for label, setup in sorted((Context(setup).label(labels), setup) for setup in summary["setup"].unique()):
+        blocks += [("h3", label), ("table", arms_frame(summary[summary["setup"] == setup]))]
+    return blocks
+
+
+def build_report(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, skipped: list[str], inputs: list[str],
+                 min_steps: int = MIN_STEPS) -> dict:
+    """Write every output file under ``out_dir``; returns what it computed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize(runs) if len(runs) else pd.DataFrame(columns=SUMMARY_COLUMNS + ["score_mean", "seeds"])
-    comparison = lion_vs_adamw(runs, summary) if len(runs) else pd.DataFrame()
-    claims = claims_frame(check_claims(runs, summary))
-    plots = make_plots(runs, curves, summary, out_dir) if len(runs) else []
+    summary = summarize(runs)
+    verdicts = check_claims(runs, min_steps)
+    claims = pd.DataFrame([verdict.row() for verdict in verdicts])
+    plots = make_plots(runs, curves, verdicts, out_dir)
 
-    runs.to_csv(out_dir / "runs.csv", index=False)
+    runs.drop(columns=["setup_fields", "budget_fields"]).to_csv(out_dir / "runs.csv", index=False)
     summary.to_csv(out_dir / "summary.csv", index=False)
     claims.to_csv(out_dir / "claims.csv", index=False)
 
-    counts = runs["status"].value_counts().to_dict() if len(runs) else {}
+    counts = runs["status"].value_counts().to_dict()
+    status = ", ".join(f"{number} {name}" for name, number in counts.items())
     blocks = [
-        ("text", [f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
-                  f"{', '.join(inputs)}: {len(runs)} runs ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'}), "
-                  f"{len(skipped)} skipped."]),
-        ("h2", "Claims"),
-        ("table", claims_display(claims)),
-        ("h2", "Rule (fixed before looking at the runs)"),
-        ("text", RULES.splitlines()),
-        ("h2", "Claims not judged for lack of runs"),
-        ("text", missing_section(claims)),
-        ("h2", "Runs each claim used"),
-        ("text", runs_used_section(claims)),
-        ("h2", "Best Lion vs best AdamW"),
-        ("text", ["Per task and batch size: each optimizer's arm with the lowest mean score; "
-                  "difference paired by seed, 95% t-interval."]),
-        ("table", comparison_display(comparison) if len(comparison) else pd.DataFrame()),
-        ("h2", "Arms (mean over seeds of finished runs; diverged runs counted separately)"),
-        ("table", summary_display(summary) if len(summary) else pd.DataFrame()),
+        ("text", [f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from {', '.join(inputs)}: "
+                  f"{len(runs)} runs ({status}), {len(skipped)} skipped."]),
+        ("h2", "Verdict map"),
+        ("table", verdict_map(verdicts)),
+        ("text", [f"Each cell: verdict, effect [95% interval], n (paired seeds, or seeds for ratios), p after Holm's "
+                  f"correction over the {sum(v.judged and math.isfinite(v.p_adjusted) for v in verdicts)} tested "
+                  f"verdicts of this report. {NOT_HERE}: not judged in that context. Toy scale: runs shorter than "
+                  f"{min_steps:,} steps (`--min-steps`)."]),
+        ("h2", "Where each claim holds"),
+        ("text", where_it_holds(verdicts)),
+        ("h2", "How each claim is judged"),
+        ("text", how_judged()),
+        ("h2", "Rules (fixed before looking at the runs)"),
+        ("text", rules(min_steps).splitlines()),
+        ("h2", "Verdicts in detail"),
+        ("table", details_frame(verdicts)),
+        ("h2", "Not judged for lack of runs"),
+        ("text", not_judged(verdicts)),
+        ("h2", "Runs each verdict used"),
+        ("text", runs_used(verdicts)),
+        ("h2", "Arms (per setup; mean over the seeds of finished runs, diverged runs counted apart)"),
+        *arms_blocks(runs, summary),
         ("h2", "Plots"),
         *[("image", path.name) for path in plots],
     ]
@@ -189,25 +243,50 @@ def build_report(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, skippe
     markdown, page = render(blocks, "Lion vs AdamW: report")
     atomic_write_text(out_dir / "report.md", markdown + "\n")
     atomic_write_text(out_dir / "report.html", page)
-    return {"summary": summary, "claims": claims, "comparison": comparison, "plots": plots}
+    return {"summary": summary, "claims": claims, "verdicts": verdicts, "plots": plots}
+
+
+class BadArguments(Exception):
+    """A user mistake on the command line, reported as one line on stderr (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise BadArguments(message)
+
+
+def check_output_dir(out: Path) -> None:
+    """-o must be a directory this process can create or write into; checked before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise BadArguments(f"-o {out} is an existing file; give a directory (it is created if missing)")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadArguments(f"-o {out}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadArguments(f"-o {out}: {existing} is not writable")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="lion-bench-report", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = _Parser(prog="lion-bench-report", description=__doc__.splitlines()[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("run_dirs", nargs="*", type=Path, help="directories searched recursively for run.json")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output directory")
     parser.add_argument("--wandb", action="append", default=[], metavar="ENTITY/PROJECT",
                         help="also pull runs from this W&B project (repeatable)")
+    parser.add_argument("--min-steps", type=int, default=MIN_STEPS,
+                        help=f"runs shorter than this make their context 'toy scale' (default {MIN_STEPS})")
     args = parser.parse_args(argv)
     if not args.run_dirs and not args.wandb:
-        parser.error("give at least one RUN_DIR or --wandb ENTITY/PROJECT")
+        raise BadArguments("give at least one RUN_DIR or --wandb ENTITY/PROJECT")
     for path in args.run_dirs:
         if not path.exists():
-            parser.error(f"{path} does not exist")
+            raise BadArguments(f"{path} does not exist; give directories that hold run directories (run.json)")
     for project in args.wandb:
         if project.count("/") != 1 or not all(project.split("/")):
-            parser.error(f"--wandb takes ENTITY/PROJECT, got {project!r}")
+            raise BadArguments(f"--wandb takes ENTITY/PROJECT, got {project!r}")
+    check_output_dir(args.out)
     return args
 
 
@@ -220,9 +299,8 @@ def check_dependencies() -> None:
         raise ImportError(f"lion-bench-report needs {', '.join(missing)}: pip install 'lion-bench[report]'")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    check_dependencies()
+def load(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Every run from the directories and W&B projects given; warnings for skipped ones are collected."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRun)
         runs, curves = load_local(args.run_dirs)
@@ -234,24 +312,38 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError:
                 raise
             except Exception as error:  # network, auth, unknown project: the W&B client raises many types
-                print(f"error: could not read runs from W&B ({type(error).__name__}: {error})", file=sys.stderr)
-                return 2
+                raise BadArguments(f"could not read runs from W&B ({type(error).__name__}: {error})") from None
             wandb_runs, wandb_curves = tables(triples)
-            runs = pd.concat([frame for frame in (runs, wandb_runs) if len(frame)], ignore_index=True) \
-                if len(wandb_runs) else runs
-            curves = pd.concat([curves, wandb_curves], ignore_index=True)
+            if len(wandb_runs):
+                runs = pd.concat([frame for frame in (runs, wandb_runs) if len(frame)], ignore_index=True)
+                curves = pd.concat([curves, wandb_curves], ignore_index=True)
     skipped = [str(warning.message) for warning in caught if issubclass(warning.category, SkippedRun)]
-    for message in skipped:
-        print(f"warning: {message}", file=sys.stderr)
     for warning in caught:
         if not issubclass(warning.category, SkippedRun):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return runs, curves, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        check_dependencies()
+        runs, curves, skipped = load(args)
+    except BadArguments as error:
+        print(f"lion-bench-report: error: {error}", file=sys.stderr)
+        return 2
+    for message in skipped:
+        print(f"warning: {message}", file=sys.stderr)
     inputs = [str(path) for path in args.run_dirs] + [f"wandb:{project}" for project in args.wandb]
-    result = build_report(runs, curves, args.out, skipped, inputs)
+    if not len(runs):
+        print(f"lion-bench-report: error: no finished or diverged runs under {', '.join(inputs)} ({len(skipped)} "
+              "skipped); run a sweep first (lion-bench -m sweep=quickstart) or give the directory holding its runs",
+              file=sys.stderr)
+        return 2
+    result = build_report(runs, curves, args.out, skipped, inputs, args.min_steps)
     print(f"{len(runs)} runs loaded, {len(skipped)} skipped")
-    terminal = claims_display(result["claims"]).drop(columns=["details"])
-    terminal["claim"] = [f"{row.statement}" for row in result["claims"].itertuples()]
-    print(markdown_table(terminal))
+    print(markdown_table(verdict_map(result["verdicts"])))
+    print("\n".join(where_it_holds(result["verdicts"])))
     print(f"report: {args.out / 'report.md'} (and report.html, runs.csv, summary.csv, claims.csv, "
           f"{len(result['plots'])} plots)")
     return 0
