@@ -110,7 +110,9 @@ def rules(min_steps: int = MIN_STEPS) -> str:
   of seeds (the same draw for both optimizers); p-values = twice the bootstrap share on the wrong side.
 - Update 7: per batch size, each optimizer's lr is the best of its grid on the other seeds (leave one seed
   out) and the held-out seed's final loss is its value; per-batch paired t-tests of AdamW - Lion. Contradicted when
-  Lion wins at a batch below {LARGE_BATCH} or loses at one >= {LARGE_BATCH} (Bonferroni over the batch sizes).
+  Lion wins at a batch below {LARGE_BATCH} or loses at one >= {LARGE_BATCH} (Bonferroni over the batch sizes); supported
+  when it wins at every batch >= {LARGE_BATCH} (the largest of their p) and at none below; needs judged batch sizes on
+  both sides of {LARGE_BATCH}.
 - Toy scale: a context with runs shorter than {min_steps:,} steps is marked "toy scale" beside each verdict.
 """
 

@@ -84,9 +84,9 @@ def batch_verdicts(runs: pd.DataFrame) -> list[Verdict]:
         adamw, lion = series_of(setup_runs, "adamw", "wd_key"), series_of(setup_runs, "lion", "wd_key")
         if not adamw or not lion:
             verdicts.append(Verdict(claim, Context(setup), reason=f"no {'AdamW' if not adamw else 'Lion'} runs"))
-        for a in adamw:
-            for l in lion:
-                verdicts.append(judge(setup, a, adamw[a], l, lion[l]))
+        for adamw_series, adamw_runs in adamw.items():
+            for lion_series, lion_runs in lion.items():
+                verdicts.append(judge(setup, adamw_series, adamw_runs, lion_series, lion_runs))
     return verdicts
 
 

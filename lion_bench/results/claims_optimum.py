@@ -41,12 +41,12 @@ def optimum_verdicts(runs: pd.DataFrame) -> list[Verdict]:
     for key, (swept, fixed, _, _) in SWEPT.items():
         for setup, setup_runs in runs.groupby("setup", sort=True):
             adamw, lion = series_of(setup_runs, "adamw", fixed), series_of(setup_runs, "lion", fixed)
-            pairs = [(a, l) for a in adamw for l in lion
-                     if adamw[a][swept].nunique() > 1 or lion[l][swept].nunique() > 1]
+            pairs = [(adamw_series, lion_series) for adamw_series in adamw for lion_series in lion
+                     if adamw[adamw_series][swept].nunique() > 1 or lion[lion_series][swept].nunique() > 1]
             if not pairs:
                 verdicts.append(Verdict(CLAIM_BY_KEY[key], Context(setup), reason=_one_value(adamw, lion, swept)))
-            for a, l in pairs:
-                verdicts.append(judge(key, setup, a, adamw[a], l, lion[l]))
+            for adamw_series, lion_series in pairs:
+                verdicts.append(judge(key, setup, adamw_series, adamw[adamw_series], lion_series, lion[lion_series]))
     return verdicts
 
 
@@ -94,7 +94,7 @@ def judge(key: str, setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: S
     edges = [who for who, (_, at_edge) in estimates.items() if at_edge]
     if edges:
         verdict.decision = Decision(INCONCLUSIVE, math.nan,
-                                    f"{' and '.join(edges)}'s best {name} is at the edge of its grid: extend the grid")
+                                    f"best {name} at the edge of the grid for {' and '.join(edges)}: extend the grid")
         return verdict
     first, second = (grids["AdamW"], grids["Lion"]) if adamw_over_lion else (grids["Lion"], grids["AdamW"])
     ratios = 10 ** bootstrap_difference(first, second)

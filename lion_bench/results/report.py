@@ -69,17 +69,21 @@ def cell(verdict: Verdict) -> str:
     return f"{text}; {verdict.aside}" if verdict.aside else text
 
 
+MAX_COLUMNS = 4  # more contexts than this: one row per context instead, so the map reads down the page
+
+
 def verdict_map(verdicts: list[Verdict]) -> pd.DataFrame:
-    """Rows: claims; columns: every context with a judged verdict; cells: ``cell`` or NOT_HERE."""
+    """Rows: claims; columns: every context with a judged verdict (or the transpose when there are more than
+    MAX_COLUMNS contexts); cells: ``cell`` or NOT_HERE."""
     judged = [verdict for verdict in verdicts if verdict.judged]
     labels = sorted({verdict.label for verdict in judged})
-    rows = []
-    for claim in CLAIMS:
-        row = {"claim": f"**{claim.name}**: {claim.statement}"}
-        cells = {verdict.label: cell(verdict) for verdict in judged if verdict.claim is claim}
-        row.update({label: cells.get(label, NOT_HERE) for label in labels})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    cells = {(verdict.claim.key, verdict.label): cell(verdict) for verdict in judged}
+    if len(labels) > MAX_COLUMNS:
+        return pd.DataFrame([{"context": label, **{claim.name: cells.get((claim.key, label), NOT_HERE)
+                                                   for claim in CLAIMS}} for label in labels])
+    return pd.DataFrame([{"claim": f"**{claim.name}**: {claim.statement}",
+                          **{label: cells.get((claim.key, label), NOT_HERE) for label in labels}}
+                         for claim in CLAIMS])
 
 
 def where_it_holds(verdicts: list[Verdict]) -> list[str]:

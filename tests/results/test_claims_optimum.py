@@ -50,7 +50,8 @@ def test_best_at_the_grid_edge_is_inconclusive(tmp_path):
     write_lr_grid(tmp_path, "adamw", GRID, best=3e-3)
     write_lr_grid(tmp_path, "lion", GRID, best=3e-5)
     found = verdict(tmp_path, "paper_lr")
-    assert found.judged and found.outcome == INCONCLUSIVE and "Lion's best lr is at the edge" in found.decision.note
+    assert found.judged and found.outcome == INCONCLUSIVE
+    assert "best lr at the edge of the grid for Lion" in found.decision.note
 
 
 def test_diverged_grid_points_are_worse_never_fitted(tmp_path):

@@ -123,6 +123,22 @@ def test_two_contexts_give_two_columns_with_different_verdicts(tmp_path, capsys)
     assert "AdamW lr 1e-4" in printed and "AdamW lr 1e-3" in printed
 
 
+def test_many_contexts_give_one_row_each(tmp_path):
+    for base_lr in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2):
+        write_lr_ratio(tmp_path, ADAMW[:2], {3.0: [2.9, 2.8]}, base_lr=base_lr)
+    runs, _ = load_local([tmp_path])
+    table = verdict_map(check_claims(runs))
+    assert list(table.columns) == ["context", "Update 2", "Update 3", "Update 4 (summary)", "Update 4 (strict)",
+                                   "Update 7", "Paper: lr ratio", "Paper: wd ratio"]
+    ratio = table[table["context"].str.contains("AdamW lr")].set_index("context")
+    assert len(ratio) == 5 and ratio["Update 3"].str.startswith("**").all()
+    # Lion ran at each base lr / 3: within a factor 1.2 of AdamW's own lr for every AdamW lr but 1e-2.
+    judged = [label.split("AdamW lr ")[1].split(",")[0] for label in ratio.index[ratio["Update 2"] != "·"]]
+    assert sorted(judged) == ["1e-3", "1e-4", "3e-3", "3e-4"]
+    (grids,) = table.loc[table["context"].str.contains("lr swept"), "Paper: lr ratio"]
+    assert grids.startswith("**")
+
+
 def test_committed_study_verdict_map(tmp_path, capsys):
     assert main([str(STUDY), "-o", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
