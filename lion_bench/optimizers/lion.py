@@ -2,14 +2,17 @@
 
 Every backend has the same signature, so tests swap one for another:
 
-    update(params, grads, exp_avgs, *, lr, weight_decay, beta1, beta2, cautious) -> None
+    update(params, grads, exp_avgs, *, lr, weight_decay, beta1, beta2, cautious, maximize) -> None
 
 and updates ``params`` and ``exp_avgs`` in place. ``weight_decay`` is the coefficient that
-multiplies ``lr`` (after any ``decoupled_weight_decay`` division has been applied).
+multiplies ``lr`` (after any ``decoupled_weight_decay`` division has been applied). The Triton
+launcher takes the same arguments plus keywords of its own (random-bit seed and step, flags, cache).
 """
 
 from __future__ import annotations
 
+import itertools
+import operator
 from typing import Callable, Iterable
 
 import torch
@@ -27,10 +30,33 @@ STATE_DTYPES = {None: None, "fp32": torch.float32, "float32": torch.float32, "bf
 CAUTIOUS_MIN_FRACTION = 1e-3
 
 
-def _cautious_mask(update: Tensor, grad: Tensor) -> Tensor:
-    """Cautious masking: keep update entries whose sign agrees with the gradient, rescaled."""
-    mask = (update * grad > 0).to(update.dtype)
+
+
+def _cautious_mask(update: Tensor, grad: Tensor, maximize: bool = False) -> Tensor:
+    """Cautious masking: keep update entries whose sign agrees with the gradient (with ``maximize``,
+    the negated gradient), rescaled."""
+    agreement = update * grad
+    mask = (agreement < 0 if maximize else agreement > 0).to(update.dtype)
     return mask.div_(mask.mean().clamp_(min=CAUTIOUS_MIN_FRACTION))
+
+
+def _check_real_for_cautious(tensors: list[Tensor]) -> None:
+    if any(t.is_complex() for t in tensors):
+        raise ValueError(
+            "Lion: cautious masking compares signs of real numbers; complex parameters need cautious=False"
+        )
+
+
+def stochastic_round_to_bf16(x: Tensor, random_bits: Tensor) -> Tensor:
+    """The fused kernel's rounding of fp32 momentum to bf16, in torch (the reference the tests use).
+
+    ``random_bits``: integers of ``x``'s shape whose low 16 bits are uniform. They are added to the
+    low half of each fp32 bit pattern, which is then cut: the magnitude rounds up with probability
+    (dropped bits) / 2**16, so the expected result is ``x``. NaN stays NaN."""
+    bits = x.float().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    rounded = torch.where(torch.isnan(x), bits, bits + (random_bits.to(torch.int64) & 0xFFFF))
+    high = (rounded >> 16) & 0xFFFF
+    return (high - (high >= 0x8000).to(torch.int64) * 0x10000).to(torch.int16).view(torch.bfloat16)
 
 
 def lion_update_torch(
@@ -43,18 +69,24 @@ def lion_update_torch(
     beta1: float,
     beta2: float,
     cautious: bool = False,
+    maximize: bool = False,
 ) -> None:
     """Reference Lion update, one tensor at a time.
 
     The op sequence is lion-pytorch 0.2.5's ``update_fn``, so fp32 results are bit-for-bit equal.
+    Like it, the direction is ``sgn``: the sign for real tensors, ``c / |c|`` for complex ones.
+    ``maximize`` negates the gradient (through the ``alpha`` of each op, so no copy is made).
     """
+    if cautious:
+        _check_real_for_cautious(params)
+    sign = -1.0 if maximize else 1.0
     for p, grad, exp_avg in zip(params, grads, exp_avgs):
         p.mul_(1.0 - lr * weight_decay)
-        update = exp_avg.clone().mul_(beta1).add(grad, alpha=1.0 - beta1).sign_()
+        update = exp_avg.clone().mul_(beta1).add(grad, alpha=sign * (1.0 - beta1)).sgn_()
         if cautious:
-            update.mul_(_cautious_mask(update, grad))
+            update.mul_(_cautious_mask(update, grad, maximize))
         p.add_(update, alpha=-lr)
-        exp_avg.mul_(beta2).add_(grad, alpha=1.0 - beta2)
+        exp_avg.mul_(beta2).add_(grad, alpha=sign * (1.0 - beta2))
 
 
 def lion_update_foreach(
@@ -67,20 +99,30 @@ def lion_update_foreach(
     beta1: float,
     beta2: float,
     cautious: bool = False,
+    maximize: bool = False,
 ) -> None:
     """Lion update with torch's multi-tensor ``_foreach`` kernels (same arithmetic as the torch impl)."""
     if not params:
         return
+    if cautious:
+        _check_real_for_cautious(params)
+    sign = -1.0 if maximize else 1.0
     if weight_decay != 0.0:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
     updates = torch._foreach_mul(exp_avgs, beta1)
-    torch._foreach_add_(updates, grads, alpha=1.0 - beta1)
-    torch._foreach_sign_(updates)
+    torch._foreach_add_(updates, grads, alpha=sign * (1.0 - beta1))
+    real = [u for u in updates if not u.is_complex()]
+    if real:
+        torch._foreach_sign_(real)
+    if len(real) != len(updates):  # torch has no _foreach_sgn: complex tensors one at a time
+        for update in updates:
+            if update.is_complex():
+                update.sgn_()
     if cautious:
-        torch._foreach_mul_(updates, [_cautious_mask(u, g) for u, g in zip(updates, grads)])
+        torch._foreach_mul_(updates, [_cautious_mask(u, g, maximize) for u, g in zip(updates, grads)])
     torch._foreach_add_(params, updates, alpha=-lr)
     torch._foreach_mul_(exp_avgs, beta2)
-    torch._foreach_add_(exp_avgs, grads, alpha=1.0 - beta2)
+    torch._foreach_add_(exp_avgs, grads, alpha=sign * (1.0 - beta2))
 
 
 def _triton_update() -> Callable[..., None]:
@@ -111,20 +153,61 @@ def _check_hyperparameters(lr: float, betas: tuple[float, float], weight_decay: 
         raise ValueError(f"Lion: weight_decay must be >= 0, got weight_decay={weight_decay}")
 
 
+_GRAD = operator.attrgetter("grad")
+_EXP_AVG = operator.itemgetter("exp_avg")
+
+
+class _GatheredGroup:
+    """One param group's tensors as the fused kernel last saw them (triton impl), so that a step
+    gathers nothing again unless the group's params, which of them have grads, or the optimizer
+    state changed. The kernel's device tables live in ``cache`` and check addresses themselves."""
+
+    def __init__(self, params: list, state: dict, grads: list, active: list, exp_avgs: list, cache) -> None:
+        self.params_list = params  # the group's list object, as given
+        self.num_params = len(params)
+        self.state = state  # the optimizer's state dict object (load_state_dict replaces it)
+        # None when every param has a grad; else which ones have none.
+        self.missing = None if len(active) == len(params) else tuple(g is None for g in grads)
+        self.params = active
+        self.state_dicts = [state[p] for p in active]
+        self.exp_avgs = exp_avgs
+        self.cache = cache
+
+    def current(self, params: list, grads: list, state: dict) -> tuple[list, list] | None:
+        """(grads of ``self.params``, their momenta) if this gathering still holds, else None.
+        O(len(params)), all in C: a few calls of ``map`` over the lists. A momentum replaced in the
+        state shows as a new address in the kernel's key."""
+        if params is not self.params_list or len(params) != self.num_params or state is not self.state:
+            return None
+        if self.missing is None:
+            # Not `None in grads`: that compares with Tensor.__eq__ (milliseconds).
+            if any(map(operator.is_, grads, itertools.repeat(None))):
+                return None
+        elif tuple(map(operator.is_, grads, itertools.repeat(None))) != self.missing:
+            return None
+        else:
+            grads = [g for g in grads if g is not None]
+        try:
+            return grads, list(map(_EXP_AVG, self.state_dicts))
+        except KeyError:
+            return None
+
+
 class Lion(Optimizer):
     r"""Lion, EvoLved Sign Momentum (Chen et al. 2023, "Symbolic Discovery of Optimization
     Algorithms", arXiv 2302.06675).
 
-    For each parameter ``p`` with gradient ``g`` and momentum ``m``:
+    For each parameter ``p`` with gradient ``g`` (``-g`` with ``maximize``) and momentum ``m``:
 
     .. math::
         p &\leftarrow p\,(1 - \eta\lambda) \\
         c &= \beta_1 m + (1-\beta_1) g \\
-        p &\leftarrow p - \eta\,\mathrm{sign}(c) \qquad (\mathrm{sign}(0) = 0) \\
+        p &\leftarrow p - \eta\,\mathrm{sgn}(c) \qquad (\mathrm{sgn}(0) = 0) \\
         m &\leftarrow \beta_2 m + (1-\beta_2) g
 
-    Constructor compatible with ``lion_pytorch.Lion`` (0.2.5). With ``impl="torch"`` and fp32
-    tensors the parameters are bit-for-bit those of ``lion_pytorch.Lion`` with the same arguments.
+    ``sgn`` is the sign for real parameters and ``c / |c|`` for complex ones (lion-pytorch's
+    ``sgn_``). Constructor compatible with ``lion_pytorch.Lion`` (0.2.5). With ``impl="torch"`` and
+    fp32 tensors the parameters are bit-for-bit those of ``lion_pytorch.Lion`` with the same arguments.
 
     Usage advice (the paper, section 5): because every coordinate moves by exactly ``lr``, Lion's
     updates have a larger norm than AdamW's. Use an lr 3-10x smaller than AdamW's and a weight
@@ -132,7 +215,8 @@ class Lion(Optimizer):
     lion-pytorch's author found lr/3 best for language models, and batch sizes >= 64.
 
     Args:
-        params: parameters or param groups (each group may set its own lr, betas, weight_decay).
+        params: parameters or param groups (each group may set its own lr, betas, weight_decay,
+            cautious, maximize).
         lr: learning rate (> 0).
         betas: (beta1, beta2), each in [0, 1). beta1 interpolates the update direction, beta2
             the momentum. (0.95, 0.98) is the paper's advice for stability.
@@ -148,18 +232,38 @@ class Lion(Optimizer):
             or "triton" (one fused kernel launch per device and dtype). Default: "triton" if
             ``use_triton`` else "foreach".
         cautious: cautious masking (Liang et al. 2024, arXiv 2411.16085): zero the update entries
-            whose sign disagrees with the gradient, rescale the rest by 1 / (kept fraction).
+            whose sign disagrees with the gradient, rescale the rest by 1 / (kept fraction, at
+            least ``CAUTIOUS_MIN_FRACTION``). Real parameters only.
         state_dtype: dtype of the momentum ``exp_avg``: None (the parameter's dtype), "fp32" or
-            "bf16". bf16 momentum needs ``impl="triton"``, which computes in fp32 registers and
-            moves 4 fewer bytes per fp32 parameter and step (16 instead of 20).
+            "bf16". bf16 momentum needs ``impl="triton"``, which computes in fp32 registers, stores
+            the momentum with stochastic rounding (so it follows fp32 momentum on average instead of
+            stalling), and moves 4 fewer bytes per fp32 parameter and step (16 instead of 20).
+        maximize: maximize the objective (the update uses ``-grad``), as torch's optimizers.
+        seed: key of the random bits for bf16 stochastic rounding (an int in [0, 2**64)). Default:
+            ``torch.initial_seed()``, so ``torch.manual_seed(s)`` before construction fixes it,
+            without drawing from (and so shifting) torch's random stream. The bits also depend on
+            the step count, the param group and the tensor, so a run repeats bit for bit.
 
     A group's ``lr`` may be a one-element tensor on the parameters' device: the triton impl reads
     it on the device (no host sync, CUDA-graph capturable with a changing lr); the torch and
     foreach impls read its value with ``float()``.
 
     State: ``state[p]["exp_avg"]`` (momentum, same shape as ``p``) for every backend, so a
-    checkpoint saved with one backend loads into another.
+    checkpoint saved with one backend loads into another. Each param group also records ``seed``
+    and ``step`` (steps taken), which feed the random bits: ``state_dict()`` carries them, and an
+    optimizer loaded from it continues the run bit for bit.
+
+    ``nonfinite_grad_flag``: None before the first step, then a one-element int32 tensor on the
+    parameters' device that is nonzero once any step met a NaN or infinite gradient element (the
+    update turns that element's momentum NaN, and sgn(NaN) = 0 freezes it silently). It is never
+    cleared and the optimizer never reads it on the host: read it when you read the loss. The triton
+    impl sets it inside the kernel; torch and foreach derive it when it is read, from the momenta
+    (a non-finite gradient leaves a non-finite momentum, for good).
     """
+
+    # False: bf16 momentum rounds to nearest, the old behaviour (kept to measure what stochastic
+    # rounding fixes: benchmarks/bf16_momentum.py).
+    _stochastic_rounding = True
 
     def __init__(
         self,
@@ -173,6 +277,8 @@ class Lion(Optimizer):
         impl: str | None = None,
         cautious: bool = False,
         state_dtype: str | None = None,
+        maximize: bool = False,
+        seed: int | None = None,
     ):
         _check_hyperparameters(lr, betas, weight_decay)
         if impl is None:
@@ -187,26 +293,94 @@ class Lion(Optimizer):
             )
         if STATE_DTYPES[state_dtype] == torch.bfloat16 and impl != "triton":
             raise ValueError(f"Lion: state_dtype={state_dtype!r} (bf16 momentum) needs impl='triton', got impl={impl!r}")
-        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, cautious=cautious)
-        super().__init__(params, defaults)
+        if seed is None:
+            seed = torch.initial_seed()
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise ValueError(f"Lion: seed must be an int in [0, 2**64), got seed={seed!r}")
         self.impl = impl
         self.decoupled_weight_decay = decoupled_weight_decay
         self.state_dtype = STATE_DTYPES[state_dtype]
-        for group in self.param_groups:
-            _check_hyperparameters(group["lr"], group["betas"], group["weight_decay"])
-            # The lr that decoupled weight decay divides by: this group's lr at construction.
-            group.setdefault("decoupled_wd_lr", float(group["lr"]))
+        self._nonfinite_flags: dict[torch.device, Tensor] = {}
+        # CUDA graphs: per device, steps replayed on the device since the last eager gathering (see step).
+        self._step_offsets: dict[torch.device, Tensor] = {}
+        self._replayed_steps = False
+        self._gathered: list[_GatheredGroup | None] = []
+        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, cautious=cautious, maximize=maximize,
+                        seed=seed)
+        super().__init__(params, defaults)
         self._update = {
             "torch": lion_update_torch,
             "foreach": lion_update_foreach,
         }.get(impl) or _triton_update()
 
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        _check_hyperparameters(group["lr"], group["betas"], group["weight_decay"])
+        # The lr that decoupled weight decay divides by: this group's lr when added.
+        group.setdefault("decoupled_wd_lr", float(group["lr"]))
+        group.setdefault("step", 0)
+        if any(p.is_complex() for p in group["params"]):
+            if group["cautious"]:
+                _check_real_for_cautious(group["params"])
+            if self.state_dtype == torch.bfloat16:
+                raise ValueError("Lion: state_dtype='bf16' is for real parameters; complex ones keep complex64 momentum")
+
     def __setstate__(self, state: dict) -> None:
-        # Called by load_state_dict: groups saved by lion_pytorch.Lion lack our keys.
+        # Called by load_state_dict: groups saved by lion_pytorch.Lion (or before these keys) lack them.
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("cautious", False)
+            group.setdefault("maximize", False)
+            group.setdefault("seed", self.defaults.get("seed", 0))
+            group.setdefault("step", 0)
             group.setdefault("decoupled_wd_lr", float(group["lr"]))
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self._replayed_steps:
+            # CUDA graph replays advanced the step on the device only: count them (one sync).
+            replayed = max(int(offset) for offset in self._step_offsets.values())
+            for group in state["param_groups"]:
+                group["step"] += replayed
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # The loaded steps count any replays already; graphs captured before are stale anyway.
+        for offset in self._step_offsets.values():
+            offset.zero_()
+        self._replayed_steps = False
+
+    @property
+    def nonfinite_grad_flag(self) -> Tensor | None:
+        """One-element int32 tensor, nonzero once a step met a NaN or infinite gradient element
+        (None before the first step). Reading it never syncs."""
+        if self.impl != "triton":
+            self._flag_nonfinite_momenta()
+        flags = list(self._nonfinite_flags.values())
+        if len(flags) <= 1:
+            return flags[0] if flags else None
+        combined = flags[0].clone()  # params on several devices: one flag on the first
+        for flag in flags[1:]:
+            combined.bitwise_or_(flag.to(combined.device, non_blocking=True))
+        return combined
+
+    def _flag_nonfinite_momenta(self) -> None:
+        momenta_by_device: dict[torch.device, list[Tensor]] = {}
+        for state in self.state.values():
+            exp_avg = state.get("exp_avg")
+            if exp_avg is not None and exp_avg.numel() > 0:
+                momenta_by_device.setdefault(exp_avg.device, []).append(exp_avg)
+        for device, momenta in momenta_by_device.items():
+            # The max-norm is NaN or inf exactly when an element is.
+            norms = torch.stack(torch._foreach_norm(momenta, float("inf")))
+            found = torch.isfinite(norms).all().logical_not().to(torch.int32).reshape(1)
+            flag = self._nonfinite_flags.get(device)
+            if flag is None:
+                self._nonfinite_flags[device] = found
+            else:
+                flag.bitwise_or_(found)
 
     def _effective_weight_decay(self, group: dict) -> float:
         weight_decay = group["weight_decay"]
@@ -214,12 +388,26 @@ class Lion(Optimizer):
             weight_decay = weight_decay / group["decoupled_wd_lr"]
         return weight_decay
 
+    def _exp_avg(self, p: Tensor) -> Tensor:
+        """p's momentum, created on first use, in the configured dtype."""
+        state = self.state[p]
+        state_dtype = self.state_dtype or p.dtype
+        if len(state) == 0:
+            state["exp_avg"] = torch.zeros_like(p, dtype=state_dtype, memory_format=torch.preserve_format)
+        elif state["exp_avg"].dtype != state_dtype:
+            # load_state_dict casts state to the parameter's dtype; restore the momentum dtype.
+            state["exp_avg"] = state["exp_avg"].to(state_dtype)
+        return state["exp_avg"]
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self.impl == "triton":
+            self._step_triton()
+            return loss
         for group in self.param_groups:
             params, grads, exp_avgs = [], [], []
             for p in group["params"]:
@@ -227,19 +415,12 @@ class Lion(Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("Lion does not support sparse gradients")
-                state = self.state[p]
-                state_dtype = self.state_dtype or p.dtype
-                if len(state) == 0:
-                    state["exp_avg"] = torch.zeros_like(p, dtype=state_dtype, memory_format=torch.preserve_format)
-                elif state["exp_avg"].dtype != state_dtype:
-                    # load_state_dict casts state to the parameter's dtype; restore the momentum dtype.
-                    state["exp_avg"] = state["exp_avg"].to(state_dtype)
                 params.append(p)
                 grads.append(p.grad)
-                exp_avgs.append(state["exp_avg"])
+                exp_avgs.append(self._exp_avg(p))
             beta1, beta2 = group["betas"]
             lr = group["lr"]
-            if isinstance(lr, Tensor) and self.impl != "triton":
+            if isinstance(lr, Tensor):
                 lr = float(lr)
             self._update(
                 params,
@@ -250,5 +431,67 @@ class Lion(Optimizer):
                 beta1=beta1,
                 beta2=beta2,
                 cautious=group["cautious"],
+                maximize=group["maximize"],
             )
+            group["step"] += 1
         return loss
+
+    def _gather(self, group: dict, grads: list, cache) -> _GatheredGroup:
+        """The slow path of a triton step: collect the params with grads and their momenta."""
+        from lion_bench.optimizers.lion_triton import LionTritonCache, _same_layout
+
+        active = []
+        for p, grad in zip(group["params"], grads):
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                raise RuntimeError("Lion does not support sparse gradients")
+            active.append(p)
+        exp_avgs = []
+        for p in active:
+            exp_avg = self._exp_avg(p)
+            if not _same_layout(p, exp_avg):
+                # A momentum loaded from a checkpoint with another layout: the kernel needs p's strides.
+                exp_avg = self.state[p]["exp_avg"] = torch.empty_like(p, dtype=exp_avg.dtype).copy_(exp_avg)
+            exp_avgs.append(exp_avg)
+        return _GatheredGroup(group["params"], self.state, grads, active, exp_avgs, cache or LionTritonCache())
+
+    def _step_triton(self) -> None:
+        # Per group and step, Python work in proportion to the number of tensors is a handful of
+        # C-level passes (grads, their presence, momentum identity, addresses and sizes); the
+        # per-parameter loop runs only when something changed (_gather).
+        gathered_groups = self._gathered
+        del gathered_groups[len(self.param_groups) :]
+        gathered_groups.extend([None] * (len(self.param_groups) - len(gathered_groups)))
+        for index, group in enumerate(self.param_groups):
+            grads = list(map(_GRAD, group["params"]))
+            gathered = gathered_groups[index]
+            tensors = None if gathered is None else gathered.current(group["params"], grads, self.state)
+            if tensors is None:
+                gathered = gathered_groups[index] = self._gather(group, grads, gathered and gathered.cache)
+                tensors = [g for g in grads if g is not None], gathered.exp_avgs
+            beta1, beta2 = group["betas"]
+            self._update(
+                gathered.params,
+                *tensors,
+                lr=group["lr"],
+                weight_decay=self._effective_weight_decay(group),
+                beta1=beta1,
+                beta2=beta2,
+                cautious=group["cautious"],
+                maximize=group["maximize"],
+                seed=group["seed"],
+                step=group["step"],
+                stream=index,
+                stochastic_rounding=self._stochastic_rounding,
+                nonfinite_flags=self._nonfinite_flags,
+                step_offsets=self._step_offsets,
+                cache=gathered.cache,
+            )
+            group["step"] += 1
+        if any(device.type == "cuda" for device in self._step_offsets) and torch.cuda.is_current_stream_capturing():
+            # A captured step bakes in this step count: each replay must draw new random bits, so the
+            # graph advances a device-side offset that the kernel adds to the step.
+            for offset in self._step_offsets.values():
+                offset.add_(1)
+            self._replayed_steps = True

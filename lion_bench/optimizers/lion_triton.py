@@ -1,37 +1,65 @@
 """Lion as one fused Triton kernel launch per (device, dtype) group of tensors.
 
-``_lion_kernel`` -> ``lion_update_triton`` (same signature as ``lion_update_torch``) ->
-``Lion(impl="triton")``.
+``_lion_kernel`` -> ``lion_update_triton`` (``lion_update_torch``'s signature plus the Triton-only
+keywords) -> ``Lion(impl="triton")``.
 
-One launch covers every tensor of a group through a block table: program ``i`` updates ``BLOCK``
-elements of tensor ``block_tensor[i]`` starting at element ``block_start[i]``; the tensors'
-addresses come from an int64 table of ``data_ptr``s. Both tables live on the device and are
-cached, keyed by the tensors' addresses and sizes, so a training loop whose tensors stay put
-(the usual case, and a requirement of CUDA graphs) builds them once.
+One launch covers every tensor of a group through two device tables: program ``i`` updates
+``BLOCK`` elements of tensor ``blocks[i]``, starting at ``(i - first_block[tensor]) * BLOCK``; the
+tensors' addresses come from an int64 table of ``data_ptr``s. The tables belong to a
+``LionTritonCache`` that the caller keeps (``Lion`` keeps one per param group; nothing is shared
+between optimizers). Each call compares every tensor's address and every param's size with the
+cached tables, with each param's size and dtype, and rebuilds them when one differs, so a loop whose
+tensors stay put (the usual case even with ``zero_grad(set_to_none=True)``, thanks to the caching
+allocator; a requirement of CUDA graphs) builds them once. Shapes, layouts and the grads' and
+momenta's dtypes are checked when tables are built (torch keeps a grad's size and dtype equal to its
+param's; a momentum replaced at the same address by a tensor of another dtype is not detected).
 
-Per element (fp32 registers, whatever the storage dtype):
+Per element (fp32 registers, whatever the storage dtype; g is -g with ``maximize``):
 
     p <- p * (1 - lr * wd)
     c  = beta1 * m + (1 - beta1) * g
-    p <- p - lr * sign(c) [* cautious mask / kept fraction]
-    m <- beta2 * m + (1 - beta2) * g
+    p <- p - lr * sign(c) [* cautious mask / kept fraction]      (complex: sgn(c) = c / |c|)
+    m <- beta2 * m + (1 - beta2) * g                               (bf16 m: stochastically rounded)
 
-``lr`` is read from a device tensor: a new lr never recompiles, nothing syncs the host, and a
-step can be captured in a CUDA graph (put a device tensor in ``group["lr"]`` so that replays see
-a changing lr). Cautious masking needs each tensor's kept fraction before any element is
-updated, so it takes two launches: one counts agreements per tensor, one applies.
+bf16 momentum is stored with stochastic rounding: the fp32 result's low 16 bits plus 16 random bits
+from Philox4x32-10, then cut to bf16, so the stored value's mean is the fp32 value and EMA
+increments smaller than a bf16 ulp survive on average (round-to-nearest drops every increment below
+half an ulp: with a constant gradient the momentum stalls at 0.805 for beta2 = 0.99). The random
+bits of element ``i`` of the ``k``-th tensor of a call are a pure function of (seed, step, stream,
+k, i), so a run is reproducible and a resumed one continues bit for bit.
+
+What Triton's CPU interpreter (the tests without a GPU) can and cannot check: the rounding is integer
+arithmetic followed by an exact cast, and Philox is integer arithmetic, so the interpreter computes
+the same bf16 momentum bits as the GPU for the same fp32 values; the tests check them against a
+pure-torch reference. It cannot check the compiled kernel (instruction selection, fma contraction,
+vector widths, speed), and its own fp32 -> bf16 casts truncate instead of rounding to nearest, so
+bf16 *parameters* and the old round-to-nearest momentum (which stalls at 0.805 on the GPU and at
+0.613 in the interpreter) behave differently there. ``benchmarks/bf16_momentum.py`` checks on a GPU.
+
+Every step also looks for NaN and infinite gradient elements: a program that meets one stores 1 in
+an int32 device flag (no atomic, no host sync); the flag is never cleared, and the caller reads it
+when it likes (``Lion.nonfinite_grad_flag``).
+
+``lr`` is read from a device tensor: a new lr never recompiles, nothing syncs the host, and a step
+can be captured in a CUDA graph (put a device tensor in ``group["lr"]`` so that replays see a
+changing lr). Cautious masking needs each tensor's kept fraction before any element is updated, so
+it takes two launches: one counts agreements per tensor, one applies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import os
-from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+
+from lion_bench.optimizers.lion import CAUTIOUS_MIN_FRACTION
 
 # Fixed heuristics (never autotuned: the kernel updates its inputs in place). 2048 elements per
 # program, 4 warps: 16 elements per thread, i.e. four 16-byte vectors per fp32 stream. Measured on
@@ -39,15 +67,19 @@ from torch import Tensor
 # params and state; 32 elements per thread (8192 / 8 warps) lost up to 23% with bf16.
 _BLOCK = 2048
 _NUM_WARPS = 4
-_SUPPORTED_PARAM_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-_SUPPORTED_STATE_DTYPES = (torch.float32, torch.bfloat16)
+_SUPPORTED_PARAM_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.complex64)
+_SUPPORTED_STATE_DTYPES = (torch.float32, torch.bfloat16, torch.complex64)
+# Philox4x32 rounds for the stochastic-rounding bits (10: Triton's and cuRAND's default).
+_PHILOX_ROUNDS = tl.constexpr(10)
 # Addresses divisible by 16 bytes let the compiler issue 16-byte vector loads and stores.
 _ALIGNMENT_BYTES = 16
-_MAX_CACHED_PLANS = 16
 
-_TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+_TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16,
+              torch.complex64: tl.float32}
 
 _CAUTIOUS_OFF, _CAUTIOUS_COUNT, _CAUTIOUS_APPLY = 0, 1, 2
+# Rows of the per-tensor table (each num_tensors long), in the order _build_launch writes them.
+_PARAM_ADDRESS, _GRAD_ADDRESS, _EXP_AVG_ADDRESS, _NUMEL, _FIRST_BLOCK, _INDEX, _AGREEMENTS = map(tl.constexpr, range(7))
 
 
 @triton.jit
@@ -57,11 +89,48 @@ def _sign(x):
 
 
 @triton.jit
+def _stochastic_round_to_bf16(x, random_bits):
+    # x: fp32 block; random_bits: 32-bit integer block of x's shape, of which the low 16 bits are used.
+    # A bf16 is the high half of an fp32. Adding 16 uniform random bits to the low half before
+    # cutting it rounds the magnitude up with probability (low half) / 2**16, so E[result] = x
+    # (for either sign: the bits are sign and magnitude). The high half is then taken as the bf16's
+    # bits, with no float cast: exact on every backend, subnormals and NaN payloads included.
+    bits = x.to(tl.int32, bitcast=True)
+    rounded = bits + (random_bits & 0xFFFF).to(tl.int32, bitcast=True)
+    # A NaN stays NaN (the carry could turn its pattern into an infinity or a zero).
+    rounded = tl.where(x == x, rounded, bits)
+    return (rounded >> 16).to(tl.int16).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit
+def _random_bits(first_counter, index, stream, step, seed_lo, seed_hi, QUARTER: tl.constexpr):
+    # -> (4, QUARTER) uint32 whose low 16 bits are random. One Philox4x32-10 call per pair of
+    # columns: output r gives row r, its low half to the even column and its high half to the odd
+    # one. Counter (first_counter + column // 2, index, stream, step), key (seed_lo, seed_hi).
+    counters = (first_counter + tl.arange(0, QUARTER // 2)).to(tl.uint32)
+    zeros = counters * 0
+    r0, r1, r2, r3 = tl.philox_impl(
+        counters, zeros + index.to(tl.uint32), zeros + stream.to(tl.uint32), zeros + step.to(tl.uint32),
+        seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), _PHILOX_ROUNDS,
+    )
+    # join + reshape interleaves (a[0], b[0], a[1], b[1], ...) in registers (no shared memory on sm_90).
+    r0 = tl.reshape(tl.join(r0, r0 >> 16), QUARTER)
+    r1 = tl.reshape(tl.join(r1, r1 >> 16), QUARTER)
+    r2 = tl.reshape(tl.join(r2, r2 >> 16), QUARTER)
+    r3 = tl.reshape(tl.join(r3, r3 >> 16), QUARTER)
+    rows = tl.arange(0, 4)[:, None]
+    return tl.where(rows == 0, r0[None, :], tl.where(rows == 1, r1[None, :], tl.where(rows == 2, r2[None, :], r3[None, :])))
+
+
+@triton.jit
 def _lion_block(
-    param_ptr,  # pointer to this block's first param element (P_DTYPE)
+    param_ptr,  # pointer to this block's first param element (P_DTYPE; fp32 pairs when COMPLEX)
     grad_ptr,  # pointer to this block's first grad element (G_DTYPE)
     exp_avg_ptr,  # pointer to this block's first momentum element (M_DTYPE)
-    agreement_ptr,  # pointer to this tensor's int32 cautious agreement count
+    agreement_ptr,  # pointer to this tensor's int64 cautious agreement count
+    nonfinite_ptr,  # pointer to the int32 non-finite gradient flag
+    offsets,  # (BLOCK,), (4, BLOCK / 4) with STOCHASTIC_ROUNDING, (BLOCK / 2, 2) when COMPLEX: element offsets
+    random_bits,  # uint32 block of offsets' shape (STOCHASTIC_ROUNDING), else unused
     num_remaining,  # elements left in the tensor from this block's start
     lr,  # fp32 scalar
     decay,  # fp32 scalar: 1 - lr * weight_decay
@@ -70,11 +139,12 @@ def _lion_block(
     one_minus_beta1,
     beta2,
     one_minus_beta2,
-    BLOCK: tl.constexpr,
     MASKED: tl.constexpr,
     CAUTIOUS: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    COMPLEX: tl.constexpr,
+    STOCHASTIC_ROUNDING: tl.constexpr,
 ):
-    offsets = tl.arange(0, BLOCK)
     in_bounds = offsets < num_remaining
     if MASKED:
         grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
@@ -82,10 +152,23 @@ def _lion_block(
     else:
         grad = tl.load(grad_ptr + offsets).to(tl.float32)
         exp_avg = tl.load(exp_avg_ptr + offsets).to(tl.float32)
-    direction = _sign(tl.fma(grad, one_minus_beta1, exp_avg * beta1))
+    if CAUTIOUS != 1:
+        # g * 0 is 0 for finite g and NaN for NaN and +-inf, so the block's sum is NaN exactly when
+        # the block holds a non-finite gradient (the cheapest of the forms tried: benchmarks/NOTES.md).
+        poison = tl.sum(grad * 0.0)
+        tl.store(nonfinite_ptr, 1, mask=poison != poison)
+    if MAXIMIZE:
+        grad = -grad
+    interpolated = tl.fma(grad, one_minus_beta1, exp_avg * beta1)
+    if COMPLEX:
+        # Each row is (real, imaginary): sgn(c) = c / |c|, and 0 at 0, as torch.sgn.
+        modulus = tl.sqrt(tl.sum(interpolated * interpolated, axis=1))[:, None]
+        direction = tl.where(modulus > 0, interpolated / tl.where(modulus > 0, modulus, 1.0), 0.0)
+    else:
+        direction = _sign(interpolated)
     if CAUTIOUS == 1:
         # Pass 1 only counts the entries whose update agrees with the gradient (masked lanes: 0).
-        tl.atomic_add(agreement_ptr, tl.sum((direction * grad > 0).to(tl.int32), axis=0))
+        tl.atomic_add(agreement_ptr, tl.sum((direction * grad > 0).to(tl.int64)))
     else:
         if MASKED:
             param = tl.load(param_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
@@ -95,23 +178,30 @@ def _lion_block(
             direction = direction * tl.where(direction * grad > 0, cautious_scale, 0.0)
         param = tl.fma(direction, -lr, param * decay)
         exp_avg = tl.fma(grad, one_minus_beta2, exp_avg * beta2)
+        if STOCHASTIC_ROUNDING:
+            new_exp_avg = _stochastic_round_to_bf16(exp_avg, random_bits)
+        else:
+            new_exp_avg = exp_avg.to(exp_avg_ptr.dtype.element_ty)
         if MASKED:
             tl.store(param_ptr + offsets, param.to(param_ptr.dtype.element_ty), mask=in_bounds)
-            tl.store(exp_avg_ptr + offsets, exp_avg.to(exp_avg_ptr.dtype.element_ty), mask=in_bounds)
+            tl.store(exp_avg_ptr + offsets, new_exp_avg, mask=in_bounds)
         else:
             tl.store(param_ptr + offsets, param.to(param_ptr.dtype.element_ty))
-            tl.store(exp_avg_ptr + offsets, exp_avg.to(exp_avg_ptr.dtype.element_ty))
+            tl.store(exp_avg_ptr + offsets, new_exp_avg)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_tensors", "seed_lo", "seed_hi", "step", "stream"])
 def _lion_kernel(
-    block_tensor_ptr,  # (num_blocks,) int64: index of the tensor this program updates
-    block_start_ptr,  # (num_blocks,) int64: first element of this program's block in its tensor
-    addresses_ptr,  # (3, num_tensors) int64: data_ptr of params, grads, exp_avgs
-    numels_ptr,  # (num_tensors,) int64: elements per tensor
-    agreements_ptr,  # (num_tensors,) int32: cautious agreement counts (unused when not cautious)
-    lr_ptr,  # (1,) float: learning rate
+    blocks_ptr,  # (num_blocks,) int32: index of the tensor each program updates
+    tensors_ptr,  # (7, num_tensors) int64: param, grad, exp_avg addresses; numel; first block; index; agreements
+    lr_ptr,  # (1,) fp64 or fp32: learning rate
+    nonfinite_ptr,  # (1,) int32: set to 1 when a gradient element is NaN or infinite, never cleared
+    step_offset_ptr,  # (1,) int64: added to step (CUDA graph replays advance it on the device)
     num_tensors,
+    seed_lo,  # int32 bit pattern: Philox key, low word
+    seed_hi,  # int32 bit pattern: Philox key, high word
+    step,  # Philox counter word 3: optimizer steps taken (before step_offset)
+    stream,  # Philox counter word 2: the caller's stream (Lion: the param group's index)
     weight_decay,
     beta1,
     one_minus_beta1,
@@ -123,14 +213,19 @@ def _lion_kernel(
     BLOCK: tl.constexpr,
     ALIGNED: tl.constexpr,
     CAUTIOUS: tl.constexpr,  # 0: off, 1: count agreements, 2: apply with counts
+    CAUTIOUS_MIN_FRACTION: tl.constexpr,  # floor of the kept fraction (lion.CAUTIOUS_MIN_FRACTION)
+    MAXIMIZE: tl.constexpr,
+    COMPLEX: tl.constexpr,  # tensors are complex64 seen as fp32 (real, imaginary) pairs
+    STOCHASTIC_ROUNDING: tl.constexpr,  # bf16 momentum stored with stochastic rounding
 ):
     block = tl.program_id(0)
-    tensor = tl.load(block_tensor_ptr + block)
-    start = tl.load(block_start_ptr + block)
-    numel = tl.load(numels_ptr + tensor)
-    param_address = tl.load(addresses_ptr + tensor)
-    grad_address = tl.load(addresses_ptr + num_tensors + tensor)
-    exp_avg_address = tl.load(addresses_ptr + 2 * num_tensors + tensor)
+    tensor = tl.load(blocks_ptr + block).to(tl.int64)
+    row = tensors_ptr + tensor
+    param_address = tl.load(row + _PARAM_ADDRESS * num_tensors)
+    grad_address = tl.load(row + _GRAD_ADDRESS * num_tensors)
+    exp_avg_address = tl.load(row + _EXP_AVG_ADDRESS * num_tensors)
+    numel = tl.load(row + _NUMEL * num_tensors)
+    start = (block - tl.load(row + _FIRST_BLOCK * num_tensors)) * BLOCK
     param_ptr = param_address.to(tl.pointer_type(P_DTYPE), bitcast=True)
     grad_ptr = grad_address.to(tl.pointer_type(G_DTYPE), bitcast=True)
     exp_avg_ptr = exp_avg_address.to(tl.pointer_type(M_DTYPE), bitcast=True)
@@ -150,108 +245,188 @@ def _lion_kernel(
     decay = (1.0 - lr64 * weight_decay).to(tl.float32)
     cautious_scale = 1.0
     if CAUTIOUS == 2:
-        kept = tl.load(agreements_ptr + tensor).to(tl.float32) / numel.to(tl.float32)
-        cautious_scale = 1.0 / tl.maximum(kept, 1e-3)
+        kept = tl.load(row + _AGREEMENTS * num_tensors).to(tl.float32) / numel.to(tl.float32)
+        cautious_scale = 1.0 / tl.maximum(kept, CAUTIOUS_MIN_FRACTION)
+
+    random_bits = 0
+    if COMPLEX:
+        offsets = tl.arange(0, BLOCK // 2)[:, None] * 2 + tl.arange(0, 2)[None, :]
+    elif STOCHASTIC_ROUNDING:
+        # Element r * BLOCK / 4 + j of the block takes half j % 2 of output r of Philox call j // 2.
+        offsets = tl.arange(0, 4)[:, None] * (BLOCK // 4) + tl.arange(0, BLOCK // 4)[None, :]
+        index = tl.load(row + _INDEX * num_tensors)
+        total_step = step + tl.load(step_offset_ptr)
+        random_bits = _random_bits(start // 8, index, stream, total_step, seed_lo, seed_hi, BLOCK // 4)
+    else:
+        offsets = tl.arange(0, BLOCK)
 
     num_remaining = numel - start
+    agreement_ptr = row + _AGREEMENTS * num_tensors
     # Full blocks take the unmasked path, whose loads and stores can be 16-byte vectors.
     if num_remaining >= BLOCK:
-        _lion_block(param_ptr, grad_ptr, exp_avg_ptr, agreements_ptr + tensor, num_remaining, lr, decay,
-                    cautious_scale, beta1, one_minus_beta1, beta2, one_minus_beta2, BLOCK, False, CAUTIOUS)
+        _lion_block(param_ptr, grad_ptr, exp_avg_ptr, agreement_ptr, nonfinite_ptr, offsets, random_bits,
+                    num_remaining, lr, decay, cautious_scale, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                    False, CAUTIOUS, MAXIMIZE, COMPLEX, STOCHASTIC_ROUNDING)
     else:
-        _lion_block(param_ptr, grad_ptr, exp_avg_ptr, agreements_ptr + tensor, num_remaining, lr, decay,
-                    cautious_scale, beta1, one_minus_beta1, beta2, one_minus_beta2, BLOCK, True, CAUTIOUS)
+        _lion_block(param_ptr, grad_ptr, exp_avg_ptr, agreement_ptr, nonfinite_ptr, offsets, random_bits,
+                    num_remaining, lr, decay, cautious_scale, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                    True, CAUTIOUS, MAXIMIZE, COMPLEX, STOCHASTIC_ROUNDING)
 
 
-class _GroupTables:
-    """Device tables for tensors sharing a device and dtypes: which block belongs to which tensor."""
+@dataclass
+class _Launch:
+    """Device tables for tensors sharing a device and (param, grad, momentum) dtypes."""
 
-    def __init__(self, params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor]):
-        self.device = params[0].device
-        _check_runnable(self.device)
-        self.dtypes = tuple(_TL_DTYPES[t.dtype] for t in (params[0], grads[0], exp_avgs[0]))
-        self.block = _BLOCK
-        numels = [p.numel() for p in params]
-        blocks_per_tensor = torch.tensor([-(-n // self.block) for n in numels], dtype=torch.int64)
-        block_tensor = torch.repeat_interleave(torch.arange(len(params), dtype=torch.int64), blocks_per_tensor)
-        # Block k of a tensor starts at k * block: a running index minus the tensor's first block.
-        first_block = torch.cumsum(blocks_per_tensor, 0) - blocks_per_tensor
-        block_start = (torch.arange(len(block_tensor), dtype=torch.int64) - first_block[block_tensor]) * self.block
-        addresses = [t.data_ptr() for tensors in (params, grads, exp_avgs) for t in tensors]
-        self.num_blocks = len(block_tensor)
-        self.num_tensors = len(params)
-        self.aligned = all(address % _ALIGNMENT_BYTES == 0 for address in addresses)
-        # One host-to-device copy for all tables.
-        packed = torch.cat(
-            [torch.tensor(addresses, dtype=torch.int64), torch.tensor(numels, dtype=torch.int64), block_start,
-             block_tensor, torch.zeros(self.num_tensors, dtype=torch.int64)]
-        ).to(self.device, non_blocking=True)
-        self.addresses, self.numels, self.block_start, self.block_tensor, agreements = packed.split(
-            [3 * self.num_tensors, self.num_tensors, self.num_blocks, self.num_blocks, self.num_tensors]
-        )
-        self.agreements = agreements.view(torch.int32)[: self.num_tensors]
+    device: torch.device
+    torch_dtypes: tuple[torch.dtype, torch.dtype, torch.dtype]  # (param, grad, momentum)
+    dtypes: tuple  # the same as triton dtypes (complex64 -> fp32)
+    complex: bool
+    numels: tuple[int, ...]  # elements per tensor (fp32 elements for complex tensors)
+    first_block: list[int]  # each tensor's first program
+    num_blocks: int
+    aligned: bool
+    blocks: Tensor  # (num_blocks,) int32 on the device
+    tensors: Tensor  # (7 * num_tensors,) int64 on the device
+
+    @property
+    def bf16_momentum(self) -> bool:
+        return self.torch_dtypes[2] == torch.bfloat16
+
+    @property
+    def num_tensors(self) -> int:
+        return len(self.numels)
+
+    @property
+    def agreements(self) -> Tensor:
+        return self.tensors[_AGREEMENTS.value * self.num_tensors :]
 
 
-class _Plan:
-    """Every group of one call's tensors, split by device and (param, grad, momentum) dtypes."""
+def _block_table(numels: tuple[int, ...], device: torch.device) -> tuple[Tensor, list[int]]:
+    """(blocks, first block of each tensor): program i updates tensor blocks[i]."""
+    blocks_per_tensor = torch.tensor([-(-n // _BLOCK) for n in numels], dtype=torch.int64)
+    first_block = torch.cumsum(blocks_per_tensor, 0) - blocks_per_tensor
+    blocks = torch.repeat_interleave(torch.arange(len(numels), dtype=torch.int32), blocks_per_tensor)
+    return blocks.to(device, non_blocking=True), first_block.tolist()
 
-    def __init__(self, params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor]):
+
+def _build_launch(params, grads, exp_avgs, indices: list[int], previous: _Launch | None) -> _Launch:
+    p, g, m = params[indices[0]], grads[indices[0]], exp_avgs[indices[0]]
+    device = p.device
+    _check_runnable(device)
+    complex_ = p.is_complex()
+    tensors = [[t[i] for i in indices] for t in (params, grads, exp_avgs)]
+    if complex_:
+        tensors = [[torch.view_as_real(t) for t in column] for column in tensors]
+    numels = tuple(t.numel() for t in tensors[0])
+    if previous is not None and previous.numels == numels and previous.device == device:
+        blocks, first_block = previous.blocks, previous.first_block  # only addresses changed
+    else:
+        blocks, first_block = _block_table(numels, device)
+    addresses = [t.data_ptr() for column in tensors for t in column]
+    # One host-to-device copy for the per-tensor rows; the agreement counts start at 0.
+    table = torch.tensor(addresses + list(numels) + first_block + indices + [0] * len(numels), dtype=torch.int64)
+    return _Launch(
+        device=device,
+        torch_dtypes=(p.dtype, g.dtype, m.dtype),
+        dtypes=tuple(_TL_DTYPES[t.dtype] for t in (p, g, m)),
+        complex=complex_,
+        numels=numels,
+        first_block=first_block,
+        num_blocks=len(blocks),
+        aligned=all(address % _ALIGNMENT_BYTES == 0 for address in addresses),
+        blocks=blocks,
+        tensors=table.to(device, non_blocking=True),
+    )
+
+
+class LionTritonCache:
+    """What one caller's steps reuse: the device tables of the tensors last seen, their key, and the
+    lr tensors. Pass the same object to every ``lion_update_triton`` call for one list of tensors
+    (``Lion`` keeps one per param group); nothing is shared between objects, so there is no
+    process-wide state and no eviction."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.launches: list[_Launch] = []
+        self._lr: dict[torch.device, tuple[float, Tensor]] = {}
+        self._scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def update(self, params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], key: tuple) -> None:
+        """Rebuild the tables for these tensors (checked first)."""
+        if not len(params) == len(grads) == len(exp_avgs):
+            raise ValueError(
+                f"lion_update_triton: got {len(params)} params, {len(grads)} grads and {len(exp_avgs)} exp_avgs"
+            )
+        if params[0].is_cuda and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                "lion_update_triton: these tensors have no cached tables yet, and building them cannot be "
+                "captured in a CUDA graph. Run one optimizer step before capturing (with the same "
+                "params, grads and state tensors)."
+            )
         _check_tensors(params, grads, exp_avgs)
         indices_by_group: dict[tuple, list[int]] = {}
         for index, (p, g, m) in enumerate(zip(params, grads, exp_avgs)):
             if p.numel() > 0:
                 indices_by_group.setdefault((p.device, p.dtype, g.dtype, m.dtype), []).append(index)
-        self.groups = [
-            _GroupTables([params[i] for i in indices], [grads[i] for i in indices], [exp_avgs[i] for i in indices])
-            for indices in indices_by_group.values()
+        previous = {(launch.device, *launch.torch_dtypes): launch for launch in self.launches}
+        self.launches = [
+            _build_launch(params, grads, exp_avgs, indices, previous.get(group))
+            for group, indices in indices_by_group.items()
         ]
+        self.key = key
+
+    def lr_tensor(self, lr: float | Tensor, device: torch.device, capturing: bool) -> Tensor:
+        """The lr as a one-element device tensor; a float lr is copied to the device only when it changes."""
+        if isinstance(lr, Tensor):
+            if lr.numel() != 1:
+                raise ValueError(
+                    f"lion_update_triton: lr must be a number or a one-element tensor, got shape {tuple(lr.shape)}"
+                )
+            return lr if lr.device == device else lr.to(device)
+        cached = self._lr.get(device)
+        if cached is not None and cached[0] == lr and not capturing:
+            return cached[1]
+        # fp64 so that the kernel sees the Python float exactly, as the torch impl does. A new tensor,
+        # never an in-place fill: kernels queued on other streams may still read the old one.
+        tensor = torch.full((1,), lr, dtype=torch.float64, device=device)
+        if not capturing:
+            self._lr[device] = (lr, tensor)
+        return tensor
+
+    def scratch(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """A zero one-element tensor: the flag or step offset when the caller passes none."""
+        tensor = self._scratch.get((device, dtype))
+        if tensor is None:
+            tensor = self._scratch[(device, dtype)] = torch.zeros(1, dtype=dtype, device=device)
+        return tensor
 
 
-_plans: OrderedDict[tuple, _Plan] = OrderedDict()
-_data_ptr = Tensor.data_ptr
-_numel = Tensor.numel
+def _is_dense(t: Tensor) -> bool:
+    """Non-overlapping and dense: its elements fill numel() consecutive slots in some order."""
+    expected = 1
+    for stride, size in sorted((stride, size) for size, stride in zip(t.shape, t.stride()) if size != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
 
 
-def _plan_for(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor]) -> _Plan:
-    """The cached plan for these tensors, keyed by their addresses and sizes and the first
-    tensors' dtypes (per step: one ``data_ptr`` per tensor and one ``numel`` per parameter).
-    Layout and every dtype are checked when a plan is built; a tensor whose data is replaced in
-    place by a view of another dtype or layout at the same address is not detected."""
-    if not len(params) == len(grads) == len(exp_avgs):
-        raise ValueError(
-            f"lion_update_triton: got {len(params)} params, {len(grads)} grads and {len(exp_avgs)} exp_avgs"
-        )
-    key = (params[0].dtype, grads[0].dtype, exp_avgs[0].dtype, *map(_numel, params),
-           *map(_data_ptr, params), *map(_data_ptr, grads), *map(_data_ptr, exp_avgs))
-    plan = _plans.get(key)
-    if plan is not None:
-        _plans.move_to_end(key)
-        return plan
-    if params[0].is_cuda and torch.cuda.is_current_stream_capturing():
-        raise RuntimeError(
-            "lion_update_triton: these tensors have no cached tables yet, and building them cannot be "
-            "captured in a CUDA graph. Run one optimizer step before capturing (with the same "
-            "params, grads and state tensors)."
-        )
-    plan = _Plan(params, grads, exp_avgs)
-    _plans[key] = plan
-    if len(_plans) > _MAX_CACHED_PLANS:
-        _plans.popitem(last=False)
-    return plan
+def _same_layout(a: Tensor, b: Tensor) -> bool:
+    return all(sa == sb for size, sa, sb in zip(a.shape, a.stride(), b.stride()) if size != 1)
 
 
 def _check_tensors(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor]) -> None:
     for index, (p, g, m) in enumerate(zip(params, grads, exp_avgs)):
-        if not (p.is_contiguous() and g.is_contiguous() and m.is_contiguous()):
-            raise ValueError(
-                f"lion_update_triton: tensor {index} (shape {tuple(p.shape)}) or its grad or exp_avg is not "
-                "contiguous; the fused kernel needs contiguous tensors. Make the parameter contiguous "
-                "or use impl='foreach'."
-            )
+        if g.is_sparse:
+            raise RuntimeError("Lion does not support sparse gradients")
         if p.shape != g.shape or p.shape != m.shape:
             raise ValueError(
                 f"lion_update_triton: tensor {index}: param {tuple(p.shape)}, grad {tuple(g.shape)} and "
                 f"exp_avg {tuple(m.shape)} differ in shape"
+            )
+        if not p.device == g.device == m.device:
+            raise ValueError(
+                f"lion_update_triton: tensor {index}: param on {p.device}, grad on {g.device}, exp_avg on {m.device}"
             )
         if p.dtype not in _SUPPORTED_PARAM_DTYPES or g.dtype not in _SUPPORTED_PARAM_DTYPES:
             raise ValueError(
@@ -263,28 +438,20 @@ def _check_tensors(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Ten
                 f"lion_update_triton: tensor {index}: exp_avg dtype {m.dtype} not supported; "
                 f"valid: {', '.join(map(str, _SUPPORTED_STATE_DTYPES))}"
             )
-
-
-_lr_cache: dict[torch.device, tuple[float, Tensor]] = {}
-
-
-def _lr_tensor(lr: float | Tensor, device: torch.device) -> Tensor:
-    """The lr as a one-element device tensor; a float lr is copied to the device only when it changes."""
-    if isinstance(lr, Tensor):
-        if lr.numel() != 1:
-            raise ValueError(f"lion_update_triton: lr must be a number or a one-element tensor, got shape {tuple(lr.shape)}")
-        return lr if lr.device == device else lr.to(device)
-    lr = float(lr)
-    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
-    cached = _lr_cache.get(device)
-    if cached is not None and cached[0] == lr and not capturing:
-        return cached[1]
-    # fp64 so that the kernel sees the Python float exactly, as the torch impl does. A new tensor,
-    # never an in-place fill: kernels queued on other streams may still read the old one.
-    tensor = torch.full((1,), lr, dtype=torch.float64, device=device)
-    if not capturing:
-        _lr_cache[device] = (lr, tensor)
-    return tensor
+        if (p.dtype == torch.complex64) != (g.dtype == torch.complex64) or (g.dtype == torch.complex64) != (
+            m.dtype == torch.complex64
+        ):
+            raise ValueError(
+                f"lion_update_triton: tensor {index}: param {p.dtype}, grad {g.dtype} and exp_avg {m.dtype} mix "
+                "complex and real dtypes; a complex64 param needs a complex64 grad and exp_avg"
+            )
+        if not (_is_dense(p) and _same_layout(p, g) and _same_layout(p, m)):
+            raise ValueError(
+                f"lion_update_triton: tensor {index} (shape {tuple(p.shape)}, strides {p.stride()}): the fused "
+                "kernel needs a dense, non-overlapping param (any dimension order: contiguous, channels_last, ...) "
+                f"whose grad (strides {g.stride()}) and exp_avg (strides {m.stride()}) have its strides. Make "
+                "them match or use impl='foreach'."
+            )
 
 
 def _check_runnable(device: torch.device) -> None:
@@ -295,45 +462,95 @@ def _check_runnable(device: torch.device) -> None:
         )
 
 
+_data_ptr = Tensor.data_ptr
+_numel = Tensor.numel
+_dtype = operator.attrgetter("dtype")
+
+
+def _int32_bits(value: int) -> int:
+    """The low 32 bits of value as a signed int32 (kernel ints stay int32 whatever the value)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
 def lion_update_triton(
-    params: list[Tensor],  # each (*shape) fp32 / bf16 / fp16, contiguous
-    grads: list[Tensor],  # same shapes as params, fp32 / bf16 / fp16
-    exp_avgs: list[Tensor],  # same shapes, fp32 or bf16 momentum
+    params: list[Tensor],  # each (*shape) fp32 / bf16 / fp16 / complex64, dense (any dimension order)
+    grads: list[Tensor],  # same shapes, dtypes and strides as params
+    exp_avgs: list[Tensor],  # same shapes and strides, fp32 or bf16 momentum (complex64 for complex params)
     *,
     lr: float | Tensor,  # number, or a one-element tensor (read on the device, never synced)
     weight_decay: float,
     beta1: float,
     beta2: float,
     cautious: bool = False,
+    maximize: bool = False,
+    seed: int = 0,  # Philox key (64 bits) for bf16 stochastic rounding
+    step: int = 0,  # Philox counter word: the caller's step count (a new one every call)
+    stream: int = 0,  # Philox counter word: tells apart calls at the same step (Lion: the param group)
+    stochastic_rounding: bool = True,  # False: bf16 momentum rounds to nearest (the stalling behaviour)
+    nonfinite_flags: dict[torch.device, Tensor] | None = None,  # device -> (1,) int32 flag, created if missing
+    step_offsets: dict[torch.device, Tensor] | None = None,  # device -> (1,) int64 added to step, created if missing
+    cache: LionTritonCache | None = None,  # reuse between calls on the same tensors; None: build every call
 ) -> None:
     """Fused Lion update, in place: one kernel launch per (device, param/grad/state dtypes) group
-    (two with ``cautious``). Runs on the current stream."""
+    (two with ``cautious``). Runs on the current stream and never syncs the host.
+
+    The random bits for bf16 momentum are a function of (``seed``, ``step`` + ``step_offsets``,
+    ``stream``, tensor position in the call, element): pass a new ``step`` every call. The kernel
+    sets ``nonfinite_flags[device]`` to 1 when a gradient element is NaN or infinite."""
     if not params:
         return
-    plan = _plan_for(params, grads, exp_avgs)
+    if cache is None:
+        cache = LionTritonCache()
+    # Per call, compared with the cached key: one data_ptr per tensor, each param's numel and dtype
+    # (a grad has its param's size and dtype: torch enforces it), all through C-level map.
+    key = (*map(_data_ptr, itertools.chain(params, grads, exp_avgs)), *map(_numel, params), *map(_dtype, params))
+    if key != cache.key:
+        cache.update(params, grads, exp_avgs, key)
+    device_type = params[0].device.type
+    capturing = device_type == "cuda" and torch.cuda.is_current_stream_capturing()
     scalars = (float(weight_decay), float(beta1), 1.0 - float(beta1), float(beta2), 1.0 - float(beta2))
-    for tables in plan.groups:
-        lr_tensor = _lr_tensor(lr, tables.device)
-        p_dtype, g_dtype, m_dtype = tables.dtypes
-        with _on_device(tables.device):
+    seed_words = (_int32_bits(seed), _int32_bits(seed >> 32), _int32_bits(step) & 0x7FFFFFFF, _int32_bits(stream))
+    for launch in cache.launches:
+        device = launch.device
+        if nonfinite_flags is None:
+            flag = cache.scratch(device, torch.int32)
+        else:
+            flag = nonfinite_flags.get(device)
+            if flag is None:
+                flag = nonfinite_flags[device] = torch.zeros(1, dtype=torch.int32, device=device)
+        rounding = stochastic_rounding and launch.bf16_momentum
+        if step_offsets is None or not rounding:
+            step_offset = cache.scratch(device, torch.int64)
+        else:
+            step_offset = step_offsets.get(device)
+            if step_offset is None:
+                step_offset = step_offsets[device] = torch.zeros(1, dtype=torch.int64, device=device)
+        lr_tensor = cache.lr_tensor(lr, device, capturing)
+        p_dtype, g_dtype, m_dtype = launch.dtypes
+        with _on_device(device):
             if cautious:
-                tables.agreements.zero_()
+                launch.agreements.zero_()
             for cautious_pass in (_CAUTIOUS_COUNT, _CAUTIOUS_APPLY) if cautious else (_CAUTIOUS_OFF,):
-                _lion_kernel[(tables.num_blocks,)](
-                    tables.block_tensor,
-                    tables.block_start,
-                    tables.addresses,
-                    tables.numels,
-                    tables.agreements,
+                _lion_kernel[(launch.num_blocks,)](
+                    launch.blocks,
+                    launch.tensors,
                     lr_tensor,
-                    tables.num_tensors,
+                    flag,
+                    step_offset,
+                    launch.num_tensors,
+                    *seed_words,
                     *scalars,
                     P_DTYPE=p_dtype,
                     G_DTYPE=g_dtype,
                     M_DTYPE=m_dtype,
-                    BLOCK=tables.block,
-                    ALIGNED=tables.aligned,
+                    BLOCK=_BLOCK,
+                    ALIGNED=launch.aligned,
                     CAUTIOUS=cautious_pass,
+                    CAUTIOUS_MIN_FRACTION=CAUTIOUS_MIN_FRACTION,
+                    MAXIMIZE=bool(maximize),
+                    COMPLEX=launch.complex,
+                    STOCHASTIC_ROUNDING=rounding,
                     num_warps=_NUM_WARPS,
                 )
 

@@ -205,3 +205,83 @@ def test_bad_hyperparameters_raise_value_error(kwargs, message):
 def test_bad_group_hyperparameters_raise_value_error():
     with pytest.raises(ValueError, match="betas"):
         Lion([{"params": [torch.nn.Parameter(torch.zeros(2))], "betas": (0.9, 1.5)}])
+
+
+@pytest.mark.parametrize("impl", ["torch", "foreach"])
+@pytest.mark.parametrize("cautious", [False, True])
+def test_maximize_is_minimizing_the_negated_gradient(impl, cautious):
+    kwargs = dict(lr=1e-2, weight_decay=0.1, cautious=cautious, impl=impl)
+    maximized, minimized = make_params(), make_params()
+    maximizer = Lion(maximized, maximize=True, **kwargs)
+    minimizer = Lion(minimized, **kwargs)
+    for step in range(4):
+        set_grads(maximized, seed=step)
+        set_grads(minimized, seed=step)
+        for p in minimized:
+            p.grad.neg_()
+        maximizer.step()
+        minimizer.step()
+    for a, b in zip(maximized, minimized):
+        assert torch.equal(a, b)
+        assert torch.equal(maximizer.state[a]["exp_avg"], minimizer.state[b]["exp_avg"])
+
+
+def make_complex_params(seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=torch.complex64)) for shape in SHAPES]
+
+
+def run_complex(factory, num_steps=4):
+    params = make_complex_params()
+    optimizer = factory(params)
+    for step in range(num_steps):
+        generator = torch.Generator().manual_seed(100 + step)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator, dtype=torch.complex64)
+        params[0].grad.zero_()
+        optimizer.step()
+    return params, optimizer
+
+
+def test_complex_params_bit_exact_with_lion_pytorch_sgn():
+    lion_pytorch = pytest.importorskip("lion_pytorch")
+    kwargs = dict(lr=3e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    ours, _ = run_complex(lambda ps: Lion(ps, impl="torch", **kwargs))
+    theirs, _ = run_complex(lambda ps: lion_pytorch.Lion(ps, **kwargs))
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    # sgn moves a complex coordinate by lr along c / |c| (a step of modulus lr), not lr on each part.
+    p = torch.nn.Parameter(torch.zeros(4, dtype=torch.complex64))
+    p.grad = torch.tensor([3 + 4j, -1j, 0, 2], dtype=torch.complex64)
+    Lion([p], lr=0.5, impl="torch").step()
+    torch.testing.assert_close(p.detach(), torch.tensor([-0.3 - 0.4j, 0.5j, 0, -0.5], dtype=torch.complex64))
+
+
+def test_complex_params_foreach_matches_torch():
+    kwargs = dict(lr=3e-3, weight_decay=0.1)
+    reference, ref_opt = run_complex(lambda ps: Lion(ps, impl="torch", **kwargs))
+    candidate, cand_opt = run_complex(lambda ps: Lion(ps, impl="foreach", **kwargs))
+    for a, b in zip(candidate, reference):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(cand_opt.state[a]["exp_avg"], ref_opt.state[b]["exp_avg"], rtol=1e-6, atol=1e-7)
+
+
+def test_complex_params_with_cautious_or_bf16_momentum_raise_value_error():
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="complex parameters need cautious=False"):
+        Lion([p], cautious=True)
+    with pytest.raises(ValueError, match="state_dtype='bf16' is for real parameters"):
+        Lion([p], impl="triton", state_dtype="bf16")
+
+
+def test_param_group_added_later_gets_the_per_group_keys():
+    optimizer = Lion([torch.nn.Parameter(torch.zeros(2))], lr=0.1, impl="torch", decoupled_weight_decay=True, seed=9)
+    late = torch.nn.Parameter(torch.ones(2))
+    optimizer.add_param_group({"params": [late], "lr": 0.05, "weight_decay": 0.2})
+    group = optimizer.param_groups[1]
+    assert (group["decoupled_wd_lr"], group["step"], group["seed"], group["maximize"]) == (0.05, 0, 9, False)
+    late.grad = torch.zeros(2)
+    optimizer.step()
+    torch.testing.assert_close(late.detach(), torch.full((2,), 0.8))
+    with pytest.raises(ValueError, match="betas"):
+        optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "betas": (0.9, 1.0)})
