@@ -55,6 +55,7 @@ def _build_lion(groups: list[dict], cfg: Mapping[str, Any], lr: float, device_ty
         decoupled_weight_decay=bool(cfg.get("decoupled_weight_decay", False)),
         impl=impl,
         cautious=bool(cfg.get("cautious", False)),
+        maximize=bool(cfg.get("maximize", False)),
         **extra,
     )
 

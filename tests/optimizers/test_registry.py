@@ -50,3 +50,14 @@ def test_adamw_impl_choice():
 def test_lion_auto_impl_is_foreach_on_cpu():
     optimizer = build_optimizer({"name": "lion", "impl": "auto"}, model(), lr=1e-3, weight_decay=0.0, device_type="cpu")
     assert optimizer.impl == "foreach"
+
+
+def test_lion_state_dtype_and_maximize_from_config():
+    optimizer = build_optimizer(
+        {"name": "lion", "impl": "foreach", "maximize": True, "state_dtype": None}, model(), lr=1e-3, weight_decay=0.0,
+        device_type="cpu",
+    )
+    assert optimizer.param_groups[0]["maximize"] is True and optimizer.state_dtype is None
+    with pytest.raises(ValueError, match="needs impl='triton'"):
+        build_optimizer({"name": "lion", "impl": "foreach", "state_dtype": "bf16"}, model(), lr=1e-3, weight_decay=0.0,
+                        device_type="cpu")
