@@ -454,7 +454,8 @@ class Lion(Optimizer):
                 # A momentum loaded from a checkpoint with another layout: the kernel needs p's strides.
                 exp_avg = self.state[p]["exp_avg"] = torch.empty_like(p, dtype=exp_avg.dtype).copy_(exp_avg)
             exp_avgs.append(exp_avg)
-        return _GatheredGroup(group["params"], self.state, grads, active, exp_avgs, cache or LionTritonCache())
+        cache = cache or LionTritonCache(check_metadata=False)  # see LionTritonCache: the grads and momenta are ours
+        return _GatheredGroup(group["params"], self.state, grads, active, exp_avgs, cache)
 
     def _step_triton(self) -> None:
         # Per group and step, Python work in proportion to the number of tensors is a handful of

@@ -8,11 +8,10 @@ One launch covers every tensor of a group through two device tables: program ``i
 tensors' addresses come from an int64 table of ``data_ptr``s. The tables belong to a
 ``LionTritonCache`` that the caller keeps (``Lion`` keeps one per param group; nothing is shared
 between optimizers). Each call compares every tensor's address and every param's size with the
-cached tables, with each param's size and dtype, and rebuilds them when one differs, so a loop whose
-tensors stay put (the usual case even with ``zero_grad(set_to_none=True)``, thanks to the caching
-allocator; a requirement of CUDA graphs) builds them once. Shapes, layouts and the grads' and
-momenta's dtypes are checked when tables are built (torch keeps a grad's size and dtype equal to its
-param's; a momentum replaced at the same address by a tensor of another dtype is not detected).
+cached tables (and, unless the cache is told otherwise, each param's size and dtype) and rebuilds
+them when one differs, so a loop whose tensors stay put (the usual case even with
+``zero_grad(set_to_none=True)``, thanks to the caching allocator; a requirement of CUDA graphs)
+builds them once. Shapes, layouts and dtypes are checked when tables are built.
 
 Per element (fp32 registers, whatever the storage dtype; g is -g with ``maximize``):
 
@@ -162,8 +161,8 @@ def _lion_block(
     interpolated = tl.fma(grad, one_minus_beta1, exp_avg * beta1)
     if COMPLEX:
         # Each row is (real, imaginary): sgn(c) = c / |c|, and 0 at 0, as torch.sgn.
-        modulus = tl.sqrt(tl.sum(interpolated * interpolated, axis=1))[:, None]
-        direction = tl.where(modulus > 0, interpolated / tl.where(modulus > 0, modulus, 1.0), 0.0)
+        modulus = tl.sqrt_rn(tl.sum(interpolated * interpolated, axis=1))[:, None]
+        direction = tl.where(modulus > 0, tl.div_rn(interpolated, tl.where(modulus > 0, modulus, 1.0)), 0.0)
     else:
         direction = _sign(interpolated)
     if CAUTIOUS == 1:
@@ -343,9 +342,15 @@ class LionTritonCache:
     """What one caller's steps reuse: the device tables of the tensors last seen, their key, and the
     lr tensors. Pass the same object to every ``lion_update_triton`` call for one list of tensors
     (``Lion`` keeps one per param group); nothing is shared between objects, so there is no
-    process-wide state and no eviction."""
+    process-wide state and no eviction.
 
-    def __init__(self) -> None:
+    The key is every tensor's address and, with ``check_metadata`` (the default), each param's size
+    and dtype. ``Lion`` turns that off: torch keeps a grad's size and dtype equal to its param's,
+    Lion creates the momenta itself, and a param's size or dtype can change at an unchanged address
+    only through a view of its own storage assigned to ``.data``, which it does not support."""
+
+    def __init__(self, check_metadata: bool = True) -> None:
+        self.check_metadata = check_metadata
         self.key: tuple | None = None
         self.launches: list[_Launch] = []
         self._lr: dict[torch.device, tuple[float, Tensor]] = {}
@@ -502,9 +507,12 @@ def lion_update_triton(
         return
     if cache is None:
         cache = LionTritonCache()
-    # Per call, compared with the cached key: one data_ptr per tensor, each param's numel and dtype
-    # (a grad has its param's size and dtype: torch enforces it), all through C-level map.
-    key = (*map(_data_ptr, itertools.chain(params, grads, exp_avgs)), *map(_numel, params), *map(_dtype, params))
+    # Per call, compared with the cached key: one data_ptr per tensor and (check_metadata) each
+    # param's numel and dtype, all through C-level map (a grad has its param's size and dtype: torch
+    # enforces it).
+    key = tuple(map(_data_ptr, itertools.chain(params, grads, exp_avgs)))
+    if cache.check_metadata:
+        key = (*key, *map(_numel, params), *map(_dtype, params))
     if key != cache.key:
         cache.update(params, grads, exp_avgs, key)
     device_type = params[0].device.type

@@ -479,3 +479,21 @@ def test_step_captured_in_a_cuda_graph_follows_a_changing_lr():
     torch.cuda.synchronize()
     for a, b in zip(eager, graphed):
         assert torch.equal(a, b)
+
+
+def test_replaced_param_storage_and_momentum_are_followed():
+    reference = make_params(MIXED_SHAPES[:8])
+    candidate = clone_params(reference)
+    reference_opt = run("torch", reference, num_steps=2, lr=LR, weight_decay=0.1)
+    candidate_opt = run("triton", candidate, num_steps=2, lr=LR, weight_decay=0.1)
+    # New storage for a param (as module.to() may do) and a new momentum tensor in the state.
+    for params in (reference, candidate):
+        params[3].data = params[3].data.clone()
+    for opt, params in ((reference_opt, reference), (candidate_opt, candidate)):
+        opt.state[params[5]]["exp_avg"] = opt.state[params[5]]["exp_avg"].clone() * 0.5
+    for step in range(2, 4):
+        for params, opt in ((reference, reference_opt), (candidate, candidate_opt)):
+            set_grads(params, seed=100 + step)
+            opt.step()
+    assert_params_match(candidate, reference, num_steps=4)
+    assert_state_match(candidate_opt, candidate, reference_opt, reference)
