@@ -278,7 +278,7 @@ class _Launch:
 
     device: torch.device
     torch_dtypes: tuple[torch.dtype, torch.dtype, torch.dtype]  # (param, grad, momentum)
-    dtypes: tuple  # the same as triton dtypes (complex64 -> fp32)
+    dtypes: tuple  # their triton dtypes (complex64 -> fp32: the kernel sees (real, imaginary) pairs)
     complex: bool
     numels: tuple[int, ...]  # elements per tensor (fp32 elements for complex tensors)
     first_block: list[int]  # each tensor's first program
@@ -399,7 +399,7 @@ class LionTritonCache:
         return tensor
 
     def scratch(self, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """A zero one-element tensor: the flag or step offset when the caller passes none."""
+        """A one-element tensor, zero at first: the flag or step offset when the caller passes none."""
         tensor = self._scratch.get((device, dtype))
         if tensor is None:
             tensor = self._scratch[(device, dtype)] = torch.zeros(1, dtype=dtype, device=device)
