@@ -1,8 +1,8 @@
 """bf16 momentum with stochastic rounding (issue 12): does it follow fp32 momentum, what does it cost?
 
-    python benchmarks/bf16_momentum.py --out bf16.jsonl                  # all three parts, ~3 min on an H100
-    python benchmarks/bf16_momentum.py --parts ema timing --out bf16.jsonl   # ~30 s
-    python benchmarks/bf16_momentum.py --parts train --steps 300 --seeds 0 1 2 --data enwik8 --out train.jsonl
+    python benchmarks/bf16_momentum.py --out bf16.jsonl                  # all three parts (estimate: ~3 min, H100)
+    python benchmarks/bf16_momentum.py --parts ema timing --out bf16.jsonl   # estimate: under 1 min
+    python benchmarks/bf16_momentum.py --parts train --steps 300 --data /path/to/enwik8 --out train.jsonl
     TRITON_INTERPRET=1 python benchmarks/bf16_momentum.py --dry-run     # CPU: every code path, tiny sizes
 
 Parts (``--parts``):
