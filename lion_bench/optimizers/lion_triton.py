@@ -300,12 +300,22 @@ class _Launch:
         return self.tensors[_AGREEMENTS.value * self.num_tensors :]
 
 
+def _upload(table: Tensor, device: torch.device) -> Tensor:
+    """``table`` (on the host) copied to ``device`` without stalling the host. From pageable memory a
+    CUDA copy may wait for the stream's queued work (the whole forward and backward in flight); from
+    pinned memory it is queued like a kernel. The caching host allocator keeps the pinned buffer
+    until the copy is done."""
+    if device.type != "cuda":
+        return table.to(device)
+    return table.pin_memory().to(device, non_blocking=True)
+
+
 def _block_table(numels: tuple[int, ...], device: torch.device) -> tuple[Tensor, list[int]]:
     """(blocks, first block of each tensor): program i updates tensor blocks[i]."""
     blocks_per_tensor = torch.tensor([-(-n // _BLOCK) for n in numels], dtype=torch.int64)
     first_block = torch.cumsum(blocks_per_tensor, 0) - blocks_per_tensor
     blocks = torch.repeat_interleave(torch.arange(len(numels), dtype=torch.int32), blocks_per_tensor)
-    return blocks.to(device, non_blocking=True), first_block.tolist()
+    return _upload(blocks, device), first_block.tolist()
 
 
 def _build_launch(params, grads, exp_avgs, indices: list[int], previous: _Launch | None) -> _Launch:
@@ -334,7 +344,7 @@ def _build_launch(params, grads, exp_avgs, indices: list[int], previous: _Launch
         num_blocks=len(blocks),
         aligned=all(address % _ALIGNMENT_BYTES == 0 for address in addresses),
         blocks=blocks,
-        tensors=table.to(device, non_blocking=True),
+        tensors=_upload(table, device),
     )
 
 
