@@ -215,7 +215,9 @@ def train_step(run: Run, state: LoopState) -> None:
         torch.nn.utils.clip_grad_norm_(run.parameters, plan.grad_clip)
     run.optimizer.step()
     run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
+    # Zeroed in place, not freed: the gradients keep their addresses from step to step, so an
+    # optimizer that caches device tables of its tensors (Lion's fused kernel) never rebuilds them.
+    run.optimizer.zero_grad(set_to_none=False)
     state.step += 1
     run.pending.append((state.step, step_loss / accumulation if accumulation > 1 else step_loss))
 
