@@ -1,7 +1,9 @@
 """Trial checkpoints: everything a run needs to continue exactly where it stopped.
 
 One file per run directory, ``checkpoint.pt``, replaced atomically (a reader sees the old file or
-the new one) and removed when the run ends as finished or diverged. It holds only tensors,
+the new one) and removed when the run ends as finished or diverged. A checkpoint that does not
+load (empty, truncated, not a checkpoint) is set aside as ``checkpoint.pt.damaged`` with a
+DamagedFile warning, and the run starts from step 0. It holds only tensors,
 numbers, strings, None and lists/tuples/dicts of them, so it loads with
 ``torch.load(weights_only=True)``: a checkpoint cannot run code when it is read.
 
@@ -24,10 +26,15 @@ from lion_bench.runs.store import (
     METRICS_FILE,
     atomic_write,
     atomic_write_text,
-    read_metrics,
+    metrics_row_problem,
+    read_json_lines,
+    set_aside,
 )
 
 CHECKPOINT_FILE = "checkpoint.pt"
+# What every checkpoint holds (see trainer.maybe_checkpoint), and the type of each part.
+CHECKPOINT_PARTS = {"trial_id": str, "model": dict, "optimizer": dict, "scheduler": dict, "task": dict, "rng": dict,
+                    "loop": dict}
 
 
 def rng_states(device: torch.device) -> dict[str, Any]:
@@ -50,12 +57,33 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     atomic_write(Path(run_dir) / CHECKPOINT_FILE, lambda handle: torch.save(state, handle), mode="wb")
 
 
+def checkpoint_problem(checkpoint: Any) -> str | None:
+    if not isinstance(checkpoint, dict):
+        return f"it holds {type(checkpoint).__name__}, not a checkpoint"
+    wrong = [name for name, kind in CHECKPOINT_PARTS.items() if not isinstance(checkpoint.get(name), kind)]
+    if wrong or not isinstance(checkpoint["loop"].get("step"), int):
+        return f"it lacks {', '.join(wrong) or 'loop.step'}"
+    return None
+
+
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    """The run's checkpoint (tensors on CPU), or None when it has none."""
+    """The run's checkpoint (tensors on CPU), or None when it has none. One that does not load or
+    lacks a part is set aside (``checkpoint.pt.damaged``, with a DamagedFile warning): None."""
     path = Path(run_dir) / CHECKPOINT_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # EOFError, UnpicklingError, RuntimeError, IsADirectoryError, ...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "no message"
+        set_aside(path, f"does not load as a checkpoint ({type(error).__name__}: {reason[:200]})",
+                  "the run starts from step 0")
+        return None
+    problem = checkpoint_problem(checkpoint)
+    if problem is not None:
+        set_aside(path, f"is not a checkpoint of a run ({problem})", "the run starts from step 0")
+        return None
+    return checkpoint
 
 
 def remove_checkpoint(run_dir: Path) -> None:
@@ -63,9 +91,16 @@ def remove_checkpoint(run_dir: Path) -> None:
 
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop metrics rows logged after ``step``: a resumed run logs them again from its checkpoint."""
-    rows = [row for row in read_metrics(run_dir) if row.get("step", 0) <= step]
-    atomic_write_text(Path(run_dir) / METRICS_FILE, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    """Drop metrics rows logged after ``step``: a resumed run logs them again from its checkpoint.
+    A file with damaged lines is set aside first (``metrics.jsonl.damaged``); its good rows are kept."""
+    path = Path(run_dir) / METRICS_FILE
+    rows, skipped = read_json_lines(path, metrics_row_problem)
+    if skipped:
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        set_aside(path, f"damaged line(s) ({skipped[0].removeprefix(f'{path}:')}{more})",
+                  f"its good rows up to step {step} are kept in {METRICS_FILE}")
+    rows = [row for row in rows if row["step"] <= step]
+    atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
 
 
 def to_host(state: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class BadInput(ValueError):
     """A user mistake found before anything ran or was written (a bad config value, a missing data
@@ -10,3 +12,24 @@ class BadInput(ValueError):
 
 class RecordError(ValueError):
     """A run record (run.json) that does not validate against the schema: damaged or hand-edited."""
+
+
+class DamagedFile(UserWarning):
+    """A file of a run or trial that could not be used as it is (a metrics line that is not a row, a
+    run.json or checkpoint that does not load). The message names the file (and line); what could not
+    be used is skipped, or the file is set aside with a ``.damaged`` suffix and the trial runs again."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run. The record says interrupted and the checkpoint is
+    kept, so rerunning the same command resumes it. ``exit_status`` is the shell's 128 + signal."""
+
+    def __init__(self, signum: int = signal.SIGINT, step: int | None = None, record_path: str | None = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+        self.step = step
+        self.record_path = record_path
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

@@ -11,10 +11,11 @@ import math
 import os
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
-from lion_bench.runs.errors import RecordError
+from lion_bench.runs.errors import DamagedFile, RecordError
 from lion_bench.runs.record import RunRecord, Status, now
 
 RUN_FILE = "run.json"
@@ -110,17 +111,73 @@ def write_failure(run_dir: Path, record: RunRecord) -> None:
     write_record(run_dir, record)
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Rows of ``metrics.jsonl``; a torn last line (a killed run) is dropped."""
-    rows = []
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
+def set_aside(path: Path, reason: str, consequence: str = "the trial runs again") -> Path:
+    """Rename a damaged ``path`` (file or directory) to ``<name>.damaged`` (``.damaged.1``, ... if
+    taken), keeping it for a person to look at, and warn (DamagedFile) naming both. Returns the new path."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.damaged")
+    number = 0
+    while target.exists() or target.is_symlink():
+        number += 1
+        target = path.with_name(f"{path.name}.damaged.{number}")
+    os.replace(path, target)
+    warnings.warn(f"{path}: {reason}; kept as {target.name}, {consequence}", DamagedFile, stacklevel=2)
+    return target
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Remove the temporary files of atomic writes that a killed process left in ``run_dir``. Call
+    only while no other process writes there (a sweep holds the trial's lock)."""
+    removed = []
+    for path in Path(run_dir).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def read_json_lines(path: Path, problem: Callable[[Any], str | None]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The objects of a JSON-lines file that ``problem`` finds nothing wrong with (it returns why an
+    object is not usable, or None), and ``"<path>:<line>: <why>"`` for each line skipped. A missing
+    file has no lines."""
+    path = Path(path)
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return [], []
+    except OSError as error:  # a directory, no permission
+        return [], [f"{path}: cannot be read ({error.strerror or error})"]
+    rows, skipped = [], []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is a ValueError too
+            why = "not JSON (a torn last line of a killed run?)" if number >= len(lines) - 1 else "not JSON"
+        else:
+            why = problem(value) if isinstance(value, dict) else f"{type(value).__name__}, not an object"
+            if why is None:
+                rows.append(value)
+                continue
+        skipped.append(f"{path}:{number}: {why}")
+    return rows, skipped
+
+
+def metrics_row_problem(row: dict[str, Any]) -> str | None:
+    step = row.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"step is {step!r}, not a step number"
+    return None
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of ``metrics.jsonl``. A line that is not a row (not JSON, not an object, no integer
+    ``step``; a torn last line of a killed run) is skipped with a DamagedFile warning naming the
+    file and line."""
+    rows, skipped = read_json_lines(Path(run_dir) / METRICS_FILE, metrics_row_problem)
+    for where in skipped:
+        warnings.warn(f"{where}; line skipped", DamagedFile, stacklevel=2)
     return rows
 
 
