@@ -1,16 +1,16 @@
 """Trial identity: a short hash of everything that can change a run's result.
 
-In a sweep the trial id names the run's directory (``hydra.sweep.subdir: ${trial_dir:}``), so the
-same trial lands in the same place every time the sweep runs, and a rerun finds what it left.
+In a sweep the trial id names the run's directory (``hydra.sweep.subdir: ${trial_dir:}``, the
+resolver registered by ``lion_bench.plan``, which knows the data and the device), so the same trial
+lands in the same place every time the sweep runs, and a rerun finds what it left.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Mapping
-
-from omegaconf import DictConfig, OmegaConf
 
 # Top-level config keys that say where or how a run is reported, not what it computes.
 NON_RESULT_KEYS = ("logger", "output_root", "hydra", "sweep", "arm")
@@ -42,20 +42,26 @@ def config_hash(
     return hashlib.sha256(text.encode()).hexdigest()[:num_hex]
 
 
-def trial_id(resolved_config: Mapping[str, Any]) -> str:
-    """12 hex digits of SHA-256 over the resolved config (seed included), minus reporting keys."""
-    return config_hash(resolved_config, drop=NON_RESULT_KEYS, drop_trainer=NON_RESULT_TRAINER_KEYS, num_hex=12)
+def trial_id(resolved_config: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """12 hex digits of SHA-256 over the resolved config (seed included), minus reporting keys, and
+    the ``context`` the config does not say: the data's fingerprint, the resolved precision and the
+    device type (``plan.trial_context``). A changed corpus, or a CPU rerun of a GPU sweep, is
+    another trial."""
+    return config_hash({**resolved_config, "context": dict(context)}, drop=NON_RESULT_KEYS,
+                       drop_trainer=NON_RESULT_TRAINER_KEYS, num_hex=12)
 
 
-def trial_dir_name(_root_: DictConfig) -> str:
-    """``<arm or optimizer>_seed<seed>_<trial id>``, from the job's config (the hydra node aside,
-    as the task function sees it, so the name's id is the one in run.json)."""
-    job = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
-    resolved = OmegaConf.to_container(job, resolve=True)
-    label = resolved.get("arm") or resolved["optimizer"]["name"]
-    return f"{label}_seed{resolved['seed']}_{trial_id(resolved)}"
+def safe_part(value: Any, max_length: int = 40) -> str:
+    """``value`` as a piece of a directory name: letters, digits, _ and - only (no separator, no
+    dot, so never ``..``), at most ``max_length`` characters."""
+    text = re.sub(r"[^A-Za-z0-9_-]+", "_", str(value)).strip("_")
+    return text[:max_length] or "x"
 
 
-# Registered on import rather than in the entry point: Ray workers unpickle the task function and
-# import the modules it uses (this one among them), never lion_bench.train itself.
-OmegaConf.register_new_resolver("trial_dir", trial_dir_name, replace=True)
+def trial_dir_name(resolved_config: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """``<arm or optimizer>_seed<seed>_<trial id>``: one safe path component, so a trial directory is
+    always directly inside its sweep directory whatever the config holds."""
+    optimizer = resolved_config.get("optimizer")
+    label = resolved_config.get("arm") or (optimizer.get("name") if isinstance(optimizer, Mapping) else None)
+    return f"{safe_part(label or 'trial')}_seed{safe_part(resolved_config.get('seed'), 20)}_" \
+           f"{trial_id(resolved_config, context)}"

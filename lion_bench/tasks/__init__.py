@@ -30,9 +30,21 @@ def check_task_name(name: str) -> None:
         raise BadInput(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
 
 
+def check_task_data(cfg: Mapping[str, Any]) -> None:
+    """Raise BadInput for data settings of ``cfg`` (the task node) that cannot work; reads no data."""
+    check_task_name(cfg["name"])
+    TASKS[cfg["name"]].check_data(cfg)
+
+
+def data_identity(cfg: Mapping[str, Any]) -> str:
+    """The task's data as a trial's identity holds it (a content hash, a checksum or a source name)."""
+    check_task_name(cfg["name"])
+    return TASKS[cfg["name"]].data_identity(cfg)
+
+
 def build_task(cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device) -> Task:
     check_task_name(cfg["name"])
     return TASKS[cfg["name"]](cfg, batch_size=batch_size, seed=seed, device=device)
 
 
-__all__ = ["Task", "TASKS", "build_task", "check_task_name"]
+__all__ = ["Task", "TASKS", "build_task", "check_task_data", "check_task_name", "data_identity"]

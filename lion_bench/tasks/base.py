@@ -47,6 +47,17 @@ class Task(ABC):
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
 
+    @classmethod
+    def check_data(cls, cfg: Mapping[str, Any]) -> None:
+        """Raise BadInput for data settings that cannot work, found from the config and file sizes
+        alone (nothing is read, so it is cheap enough to run before anything else). Default: none."""
+
+    @classmethod
+    def data_identity(cls, cfg: Mapping[str, Any]) -> str:
+        """What a trial's identity holds of its data, cheap to compute (``plan.trial_context``):
+        a different value means different data. Default: the config alone defines the data."""
+        return "config"
+
     @abstractmethod
     def build_model(self) -> nn.Module: ...
 

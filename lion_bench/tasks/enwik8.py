@@ -2,16 +2,21 @@
 Prize file). Standard split: the first 90M bytes train, the next 5M validation, the last 5M test.
 Metric: bits per byte (bpc) = loss in nats / ln 2.
 
-Where the file comes from, in order: ``task.data.path`` (the raw ``enwik8``, ``enwik8.zip`` as
-the Hutter Prize page serves it, or ``enwik8.gz``); ``<task.data.cache_dir>/enwik8``; else, with
-``task.data.download=true``, the zip from ``task.data.url``, checked and cached. Every source is
-checked for its exact size and SHA-256 before any byte is used; nothing is ever truncated.
+Where the file comes from, with ``task.data.source=file`` (the default), in order:
+``task.data.path`` (the raw ``enwik8``, ``enwik8.zip`` as the Hutter Prize page serves it, or
+``enwik8.gz``); ``<task.data.cache_dir>/enwik8``; else, with ``task.data.download=true``, the zip
+from ``task.data.url``, checked and cached. With ``task.data.source=hf``, through Hugging Face
+``datasets`` (``pip install 'lion-bench[data]'``): ``task.data.hf_dataset`` (a Hub id, by default
+LTCB/enwik8, or a local dataset directory) and ``task.data.hf_config``, whose ``text`` column holds
+the file (rows joined by newlines). Every source is checked for its exact size and SHA-256 before
+any byte is used; nothing is ever truncated.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -153,18 +158,60 @@ def load_enwik8(
     return data, f"cache:{cached}", verify(data, layout, f"the cached {cached} (delete it to download again)")
 
 
+def load_enwik8_datasets(dataset: str, config: str | None, layout: ByteSplits = ENWIK8) -> tuple[bytes, str, str]:
+    """(the checked bytes, where they came from, their SHA-256) through Hugging Face ``datasets``."""
+    try:
+        import datasets
+    except ImportError as missing:
+        raise BadInput("task.data.source=hf loads enwik8 through Hugging Face datasets, which is not installed: "
+                       "pip install 'lion-bench[data]'; or use task.data.source=file") from missing
+    origin = f"{dataset}{f' ({config})' if config else ''}"
+    try:
+        table = datasets.load_dataset(dataset, name=config, split="train")
+    except Exception as reason:  # noqa: BLE001 - datasets raises many kinds; all mean "could not get it"
+        first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+        raise BadInput(f"could not load enwik8 from Hugging Face datasets {origin}: {first_line}; "
+                       "or use task.data.source=file (see task=enwik8's config)") from reason
+    if "text" not in table.column_names:
+        raise BadInput(f"the dataset {origin} has no 'text' column (columns: {', '.join(table.column_names)})")
+    rows = table["text"]
+    data = b"\n".join(rows) if rows and isinstance(rows[0], bytes) else "\n".join(rows).encode("utf-8")
+    return data, f"hf:{origin}", verify(data, layout, f"the dataset {origin}")
+
+
 class Enwik8Task(ByteLMTask):
     name = "enwik8"
     # The layout every file is checked against. Only tests replace it (with a small synthetic
     # layout); no config key reaches it, so a real run always checks the real size and checksum.
     layout: ByteSplits = ENWIK8
 
+    @classmethod
+    def check_data(cls, cfg) -> None:
+        data_cfg = cfg["data"]
+        if data_cfg.get("source", "file") == "hf":
+            if importlib.util.find_spec("datasets") is None:
+                raise BadInput("task.data.source=hf loads enwik8 through Hugging Face datasets, which is not "
+                               "installed: pip install 'lion-bench[data]'; or use task.data.source=file")
+        elif data_cfg.get("path") and not Path(data_cfg["path"]).expanduser().is_file():
+            raise BadInput(f"task.data.path={data_cfg['path']!r} is not a regular file; point it at enwik8, "
+                           f"enwik8.zip or enwik8.gz (from {ENWIK8_URL}), or set task.data.path=null")
+        cls.check_windows(cls.layout.num_train, cls.layout.num_valid, int(cfg["model"]["seq_len"]))
+
+    @classmethod
+    def data_identity(cls, cfg) -> str:
+        # Every source is checked against the layout's checksum before use: that checksum is the data.
+        return f"sha256:{cls.layout.sha256}" if cls.layout.sha256 else f"bytes:{cls.layout.num_bytes}"
+
     def load_splits(self) -> tuple[bytes, bytes, str]:
         data_cfg = self.cfg.data
-        data, source, self.sha256 = load_enwik8(
-            data_cfg.get("path"), data_cfg.cache_dir, allow_download=bool(data_cfg.download),
-            url=data_cfg.get("url") or ENWIK8_URL, layout=self.layout,
-        )
+        if data_cfg.get("source", "file") == "hf":
+            data, source, self.sha256 = load_enwik8_datasets(
+                data_cfg.get("hf_dataset") or "LTCB/enwik8", data_cfg.get("hf_config"), layout=self.layout)
+        else:
+            data, source, self.sha256 = load_enwik8(
+                data_cfg.get("path"), data_cfg.cache_dir, allow_download=bool(data_cfg.download),
+                url=data_cfg.get("url") or ENWIK8_URL, layout=self.layout,
+            )
         num_train, num_valid = self.layout.num_train, self.layout.num_valid
         self.test_data = torch.frombuffer(bytearray(data[num_train + num_valid :]), dtype=torch.uint8)
         return data[:num_train], data[num_train : num_train + num_valid], source

@@ -11,6 +11,8 @@ Either way a fixed ``task.data.val_fraction`` of the images (the same for every 
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -70,6 +72,12 @@ class SmallCNN(nn.Module):
 
 class ImageTask(ArrayTask):
     name = "image"
+
+    @classmethod
+    def check_data(cls, cfg) -> None:
+        if cfg["data"]["source"] == "cifar10" and importlib.util.find_spec("datasets") is None:
+            raise BadInput("task.data.source=cifar10 loads CIFAR-10 through Hugging Face datasets, which is not "
+                           "installed: pip install 'lion-bench[data]'. Offline, use task.data.source=digits.")
 
     def load_data(self):
         data_cfg = self.cfg.data

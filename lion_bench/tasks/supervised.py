@@ -54,6 +54,12 @@ class ArrayTask(Task):
         self.train_x, self.train_y, self.val_x, self.val_y, self.source = self.load_data()
         self.classification = not self.train_y.is_floating_point()
 
+    @classmethod
+    def data_identity(cls, cfg) -> str:
+        # Built-in datasets (scikit-learn's, CIFAR-10's training split) named by source; the synthetic
+        # teacher is defined by its config keys.
+        return f"source:{cfg['data']['source']}"
+
     @abstractmethod
     def load_data(self) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
         """(train x, train y, val x, val y, a description of the source)."""

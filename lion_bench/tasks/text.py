@@ -16,11 +16,19 @@ from torch.nn import functional as F
 from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import Batch, Task
 from lion_bench.tasks.corpus import (
+    corpus_digest,
+    corpus_files,
+    corpus_size,
     embedded_corpus,
     fingerprint,
     interleaved_split,
     local_corpus,
+    split_sizes,
+    stdlib_files,
 )
+
+# Bytes of the embedded corpus read when task.data.max_bytes is null.
+EMBEDDED_BYTES = 4_000_000
 from lion_bench.tasks.transformer import ByteTransformer
 
 
@@ -35,11 +43,7 @@ class ByteLMTask(Task):
         super().__init__(cfg, **kwargs)
         self.seq_len = int(cfg.model.seq_len)
         train, val, self.source = self.load_splits()
-        if len(train) <= self.seq_len + 1 or len(val) <= self.seq_len + 1:
-            raise BadInput(
-                f"{self.name}: the data ({len(train)} train / {len(val)} val bytes) is too small for "
-                f"windows of seq_len={self.seq_len}; use more data or a smaller task.model.seq_len"
-            )
+        self.check_windows(len(train), len(val), self.seq_len)
         self.train_data = torch.frombuffer(bytearray(train), dtype=torch.uint8)
         self.val_data = torch.frombuffer(bytearray(val), dtype=torch.uint8)
         self.fingerprint = self.data_fingerprint(train, val)
@@ -51,6 +55,14 @@ class ByteLMTask(Task):
         # Fixed, evenly spaced validation windows: the same bytes every evaluation.
         self.val_starts = torch.linspace(0, last_start, min(num_windows, last_start + 1)).long()
         self.final_mode(), self.eval_stride()  # bad settings fail now, not after training
+
+    @classmethod
+    def check_windows(cls, num_train: int, num_val: int, seq_len: int) -> None:
+        if num_train <= seq_len + 1 or num_val <= seq_len + 1:
+            raise BadInput(
+                f"{cls.name}: the data ({num_train} train / {num_val} val bytes) is too small for windows of "
+                f"task.model.seq_len={seq_len}; use more data (task.data.max_bytes) or a smaller task.model.seq_len"
+            )
 
     @abstractmethod
     def load_splits(self) -> tuple[bytes, bytes, str]:
@@ -188,13 +200,35 @@ class TextTask(ByteLMTask):
 
     name = "text"
 
-    def load_splits(self) -> tuple[bytes, bytes, str]:
-        data_cfg = self.cfg.data
+    @staticmethod
+    def corpus(cfg) -> tuple[str | None, int | None]:
+        """(task.data.path or None for the embedded corpus, the cap on bytes read)."""
+        data_cfg = cfg["data"]
+        path = data_cfg.get("path") or None
         max_bytes = data_cfg.get("max_bytes")
         max_bytes = int(max_bytes) if max_bytes is not None else None
-        if data_cfg.get("path"):
-            data, source = local_corpus(data_cfg.path, max_bytes)
+        return path, max_bytes if path else (max_bytes or EMBEDDED_BYTES)
+
+    @classmethod
+    def check_data(cls, cfg) -> None:
+        path, max_bytes = cls.corpus(cfg)
+        size = corpus_size(corpus_files(path) if path else stdlib_files(), max_bytes)
+        if size == 0:
+            raise BadInput(f"task.data.path={path!r} holds no bytes; point it at a non-empty file or directory")
+        data_cfg = cfg["data"]
+        num_train, num_val = split_sizes(size, float(data_cfg["val_fraction"]), int(data_cfg.get("block_bytes", 65536)))
+        cls.check_windows(num_train, num_val, int(cfg["model"]["seq_len"]))
+
+    @classmethod
+    def data_identity(cls, cfg) -> str:
+        return f"sha256:{corpus_digest(*cls.corpus(cfg))}"
+
+    def load_splits(self) -> tuple[bytes, bytes, str]:
+        data_cfg = self.cfg.data
+        path, max_bytes = self.corpus(self.cfg)
+        if path:
+            data, source = local_corpus(path, max_bytes)
         else:
-            data, source = embedded_corpus(max_bytes or 4_000_000)
+            data, source = embedded_corpus(max_bytes)
         train, val = interleaved_split(data, float(data_cfg.val_fraction), int(data_cfg.get("block_bytes", 65536)))
         return train, val, source
