@@ -30,8 +30,9 @@ from tqdm.auto import tqdm
 
 from lion_bench.optimizers.registry import build_optimizer
 from lion_bench.optimizers.schedules import build_scheduler
-from lion_bench.plan import RunPlan, plan_run
+from lion_bench.plan import RunPlan, config_trial_id, plan_run
 from lion_bench.runs.checkpoint import (
+    CHECKPOINT_FILE,
     CheckpointWriter,
     load_checkpoint,
     remove_checkpoint,
@@ -40,12 +41,13 @@ from lion_bench.runs.checkpoint import (
     truncate_metrics,
 )
 from lion_bench.runs.environment import environment
-from lion_bench.runs.errors import BadInput
-from lion_bench.runs.identity import trial_id
+from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.runs.memory import PeakMemory
 from lion_bench.runs.record import RunRecord, Status, now
 from lion_bench.runs.store import (
+    RUN_FILE,
     MetricsWriter,
+    set_aside,
     write_config,
     write_failure,
     write_record,
@@ -179,20 +181,26 @@ def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logge
                list(loggers), started, memory)
 
 
-def resume(run: Run) -> LoopState:
-    """The loop state to start from: the run directory's checkpoint of this trial, else a new one."""
+def resume(run: Run) -> LoopState | None:
+    """The loop state to start from: the run directory's checkpoint of this trial, else a new one.
+    None when the checkpoint did not fit this run (it is set aside, the run half-loaded: build anew)."""
     checkpoint = load_checkpoint(run.run_dir)
     if checkpoint is None:
         return LoopState()
     if checkpoint["trial_id"] != run.record.trial_id:
         raise BadInput(f"{run.run_dir} holds a checkpoint of trial {checkpoint['trial_id']}, not "
                        f"{run.record.trial_id}; remove it or use another output directory")
-    run.eval_model.load_state_dict(checkpoint["model"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    run.scheduler.load_state_dict(checkpoint["scheduler"])
-    run.task.load_state_dict(checkpoint["task"])
-    set_rng_states(checkpoint["rng"])
-    state = LoopState(**checkpoint["loop"])
+    try:
+        run.eval_model.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        run.scheduler.load_state_dict(checkpoint["scheduler"])
+        run.task.load_state_dict(checkpoint["task"])
+        set_rng_states(checkpoint["rng"])
+        state = LoopState(**checkpoint["loop"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+        set_aside(run.run_dir / CHECKPOINT_FILE, f"does not fit this run ({type(error).__name__}: "
+                  f"{str(error).splitlines()[0][:200] if str(error) else ''})", "the run starts from step 0")
+        return None
     truncate_metrics(run.run_dir, state.step)
     run.record.resumed_from_step = state.step
     return state
@@ -363,15 +371,17 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
 
     Bad input raises BadInput before anything is written. If ``run_dir`` holds a checkpoint of the
     same trial, the run continues from it. A failure after setup began leaves a record saying so;
-    Ctrl-C or SIGTERM leaves one with status interrupted (and the checkpoint) and re-raises."""
+    Ctrl-C or SIGTERM leaves one with status interrupted (and the checkpoint) and raises Interrupted."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     plan = plan or plan_run(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
-    record = RunRecord.begin(config, trial_id(config))
+    record = RunRecord.begin(config, config_trial_id(config))
     try:
         run = build_run(cfg, plan, run_dir, loggers, record, started)
         state = resume(run)
+        if state is None:  # a damaged checkpoint was set aside: start again from a fresh build
+            run, state = build_run(cfg, plan, run_dir, loggers, record, started), LoopState()
     except BadInput:
         raise
     except Exception:
@@ -388,7 +398,8 @@ def run_loop(run: Run, state: LoopState) -> RunRecord:
     run.metrics = MetricsWriter(run.run_dir, append=run.record.resumed_from_step is not None)
     run.checkpoints = CheckpointWriter(run.run_dir)
     run.progress = tqdm(total=run.plan.num_steps, initial=state.step, dynamic_ncols=True,
-                        desc=f"{run.cfg.optimizer.name} {run.cfg.task.name}", disable=not run.plan.progress)
+                        desc=f"{run.cfg.optimizer.name} {run.cfg.task.name}",
+                        disable=None if run.plan.progress is None else not run.plan.progress)  # None: if not a tty
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         run.model.train()
@@ -405,9 +416,9 @@ def run_loop(run: Run, state: LoopState) -> RunRecord:
         final = final_evaluation(run, state)
     except Diverged as diverged:
         return close(run, state, Status.DIVERGED, diverged)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         close(run, state, Status.INTERRUPTED)
-        raise
+        raise Interrupted(getattr(stop, "signum", signal.SIGINT), state.step, str(run.run_dir / RUN_FILE)) from None
     except Exception:
         close(run, state, Status.FAILED)
         raise
@@ -417,4 +428,4 @@ def run_loop(run: Run, state: LoopState) -> RunRecord:
 
 
 def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Interrupted(signum)

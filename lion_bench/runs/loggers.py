@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import DictConfig
@@ -9,23 +10,24 @@ from omegaconf import DictConfig
 from lion_bench.runs.errors import BadInput
 
 
-def _no_loggers(cfg: DictConfig) -> list[Any]:
+def _no_loggers(cfg: DictConfig, run_dir: Path | None) -> list[Any]:
     return []
 
 
-def _wandb(cfg: DictConfig) -> list[Any]:
+def _wandb(cfg: DictConfig, run_dir: Path | None) -> list[Any]:
     from lion_bench.runs.wandb_logger import WandbLogger
 
-    return [WandbLogger(cfg)]
+    return [WandbLogger(cfg, run_dir)]
 
 
-LOGGERS: dict[str, Callable[[DictConfig], list[Any]]] = {"none": _no_loggers, "wandb": _wandb}
+LOGGERS: dict[str, Callable[[DictConfig, Path | None], list[Any]]] = {"none": _no_loggers, "wandb": _wandb}
 
 
-def build_loggers(cfg: DictConfig) -> list[Any]:
-    """The loggers that ``cfg.logger`` names, ready to pass to ``lion_bench.trainer.train``."""
+def build_loggers(cfg: DictConfig, run_dir: Path | None = None) -> list[Any]:
+    """The loggers that ``cfg.logger`` names for the run in ``run_dir``, ready to pass to
+    ``lion_bench.trainer.train``."""
     logger = cfg.get("logger")
     name = "none" if logger is None else logger.get("name", "none")
     if name not in LOGGERS:
         raise BadInput(f"unknown logger {name!r}; valid loggers: {', '.join(sorted(LOGGERS))}")
-    return LOGGERS[name](cfg)
+    return LOGGERS[name](cfg, run_dir)

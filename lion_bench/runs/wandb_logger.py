@@ -4,10 +4,14 @@
 The W&B run starts at construction, after the config checks and before training starts its clock, so
 W&B's start-up (or its timeout) never counts in the run's wall time or tokens/s. ``finish`` always closes
 it, and a new run finishes any left open, so Hydra multirun jobs never share one.
+
+The W&B run id is derived from the run's directory (which, in a sweep, is named by the trial id), with
+``resume="allow"``: a resumed trial continues its own W&B run instead of starting a new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
@@ -56,9 +60,7 @@ def sweep_name(cfg: DictConfig) -> str | None:
     return sweep.get("name") if isinstance(sweep, DictConfig) else str(sweep)
 
 
-def _default_dir() -> str | None:
-    if os.environ.get("WANDB_DIR"):
-        return os.environ["WANDB_DIR"]
+def _hydra_output_dir() -> str | None:
     try:
         from hydra.core.hydra_config import HydraConfig
 
@@ -69,7 +71,13 @@ def _default_dir() -> str | None:
     return None
 
 
-def init_kwargs(cfg: DictConfig) -> dict[str, Any]:
+def run_id(run_dir: Path) -> str:
+    """A W&B run id that is the same for every attempt at the run in ``run_dir`` (a sweep trial's
+    directory holds its trial id; a single run's its start time) and differs between directories."""
+    return hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def init_kwargs(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Everything ``wandb.init`` needs for this run; raises BadInput for a bad logger config."""
     logger = cfg.logger
     if "api_key" in logger or "key" in logger:
@@ -79,8 +87,11 @@ def init_kwargs(cfg: DictConfig) -> dict[str, Any]:
         raise BadInput(f"logger.mode must be one of {', '.join(MODES)}, got {mode!r}")
     hyperparameters = resolve_hyperparameters(cfg.base, cfg.optimizer)
     batch_size = int(cfg.trainer.batch_size) * int(cfg.trainer.grad_accum_steps)
-    directory = logger.get("dir") or _default_dir()
+    run_dir = run_dir if run_dir is not None else _hydra_output_dir()
+    directory = logger.get("dir") or os.environ.get("WANDB_DIR") or run_dir
+    resume = {"id": run_id(run_dir), "resume": "allow"} if run_dir is not None else {}
     return {
+        **resume,
         "project": logger.get("project") or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
         "entity": logger.get("entity") or os.environ.get("WANDB_ENTITY") or None,
         "mode": mode,
@@ -97,8 +108,8 @@ def init_kwargs(cfg: DictConfig) -> dict[str, Any]:
 class WandbLogger:
     """The ``Logger`` of lion_bench.trainer for W&B. Never raises out of ``log`` or ``finish``."""
 
-    def __init__(self, cfg: DictConfig):
-        self.kwargs = init_kwargs(cfg)
+    def __init__(self, cfg: DictConfig, run_dir: Path | None = None):
+        self.kwargs = init_kwargs(cfg, run_dir)
         self.run = None
         self.failed = False
         self._start()

@@ -1,0 +1,154 @@
+"""The ``lion-bench`` command around Hydra: what is refused before Hydra composes a config or makes a
+directory, and how the command ends: bad input is one line on stderr and exit status 2, leaving
+nothing on disk; Ctrl-C and SIGTERM are one line and 130 / 143; never a traceback for either.
+
+Command-line overrides that Hydra would import and call (``_target_`` anywhere, ``hydra.callbacks``,
+logging ``()`` factories, the Optuna sweeper's ``custom_search_space``) are refused: a command line
+copied from elsewhere, or assembled by a script, must not be able to run arbitrary code. The app's
+own callbacks are fixed in configs/train.yaml.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+import warnings
+from typing import Any, Callable
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lion_bench.plan import input_problems, resolved_config
+from lion_bench.runs.errors import BadInput, Interrupted
+from lion_bench.schema import Problem
+
+# Exit status of a command given bad input (as argparse uses).
+BAD_INPUT_EXIT = 2
+CALLABLE_KEYS = ("_target_", "_partial_", "_args_", "()", "custom_search_space")
+# group=option -> (the Hydra plugin module it needs, the lion-bench extra that installs it)
+PLUGINS = {
+    ("sweep", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher", "ray"),
+    ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+# An arm (configs/arm/, package _global_) sets the optimizer: sweeping arms sweeps optimizer keys.
+GROUP_COVERS = {"arm": ("arm", "optimizer")}
+
+
+def command_line_problem(arguments: list[str]) -> str | None:
+    """What is wrong with the command line before Hydra sees it, or None."""
+    parser = OverridesParser.create()
+    for argument in arguments:
+        if argument.startswith("-") or "=" not in argument and not argument.startswith("~"):
+            continue  # flags (-m, --cfg job) and their values are Hydra's
+        try:
+            [override] = parser.parse_overrides([argument])
+        except Exception:  # noqa: BLE001 - Hydra reports a malformed override itself
+            continue
+        key = override.key_or_group
+        if key.split(".")[-1] in CALLABLE_KEYS or key == "hydra.callbacks" or key.startswith("hydra.callbacks."):
+            return (f"the override {argument!r} is refused: Hydra would import and call what it names (any code). "
+                    "lion-bench builds optimizers, tasks and loggers by name (optimizer=lion, task=text); "
+                    "its callbacks are fixed in configs/train.yaml")
+        value = override.value() if not override.is_sweep_override() else None
+        plugin = PLUGINS.get((key, value)) if isinstance(value, str) else None
+        if plugin and not _installed(plugin[0]):
+            return (f"{argument} needs a Hydra plugin that is not installed: pip install 'lion-bench[{plugin[1]}]' "
+                    f"(see README)")
+    return None
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False
+
+
+def swept_keys(cfg: DictConfig) -> set[str]:
+    """Config keys a multirun gives other values per trial: command-line sweeps (``seed=0,1``) and
+    the sweeper's ``params`` (presets in configs/sweep/)."""
+    overrides = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
+    keys = {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides) if o.is_sweep_override()}
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None)
+    keys |= set(params or ())
+    return {covered for key in keys for covered in GROUP_COVERS.get(key, (key,))}
+
+
+def varies_per_trial(problem: Problem, swept: set[str]) -> bool:
+    """Whether a problem involves a key (or a subtree holding one) that the sweep varies."""
+    return any(key == s or key.startswith(f"{s}.") or s.startswith(f"{key}.") for key in problem.keys for s in swept)
+
+
+def fail(message: str, status: int = BAD_INPUT_EXIT) -> None:
+    print(f"lion-bench: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(status)
+
+
+class Preflight(Callback):
+    """Checks the composed config before Hydra makes any directory (registered in train.yaml).
+
+    A single run with bad input ends here with one line and exit status 2. A sweep is refused here
+    when its base config is bad in a way no trial changes (a key nobody sweeps); a bad value that
+    only some trials get (``seed=0,x``) fails those trials, recorded, and the sweep goes on. Hydra
+    turns an Exception raised in a callback into a warning, so this raises SystemExit."""
+
+    def check(self, config: DictConfig, swept: set[str]) -> None:
+        try:
+            problems = input_problems(resolved_config(config))
+        except BadInput as error:
+            fail(str(error))
+        blocking = [problem for problem in problems if not varies_per_trial(problem, swept)]
+        if blocking:
+            fail(blocking[0].message)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.check(config, set())
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.check(config, swept_keys(config))
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"lion-bench: warning: {message}\n"
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).split("Config search path")[0]  # Hydra's list of where it looked: noise here
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def run(hydra_main: Callable[[], Any], arguments: list[str] | None = None) -> None:
+    """Run the Hydra app ``hydra_main`` as the command ``lion-bench`` with ``arguments`` (sys.argv)."""
+    problem = command_line_problem(sys.argv[1:] if arguments is None else arguments)
+    if problem:
+        fail(problem)
+    # Hydra re-raises what it caught instead of printing it and exiting 1: this function reports it.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    warnings.formatwarning = _format_warning
+    signal.signal(signal.SIGTERM, _raise_interrupted)  # between trials and during setup too
+    try:
+        hydra_main()
+    except Interrupted as stop:
+        where = f" at step {stop.step}; record at {stop.record_path}" if stop.record_path else ""
+        fail(f"interrupted{where}; rerun the same command to resume", stop.exit_status)
+    except KeyboardInterrupt:
+        fail("interrupted; rerun the same command to resume", 128 + signal.SIGINT)
+    except BadInput as error:
+        fail(str(error))
+    except (HydraException, OmegaConfBaseException) as error:  # composition: a bad override or config name
+        fail(_one_line(error))
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+__all__ = ["BAD_INPUT_EXIT", "Preflight", "command_line_problem", "run", "swept_keys"]
