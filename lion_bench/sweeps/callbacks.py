@@ -1,26 +1,37 @@
-"""The sweep's closing line, and its exit status.
+"""The sweep's progress lines, its closing line, and its exit status.
 
-``SweepSummary`` is a Hydra callback (registered in configs/train.yaml). It reads the attempts
-that trials in the sweep directory made since the multirun started (``resume.record_attempt``),
-so it works whichever launcher ran them (basic, Ray, SLURM on a shared filesystem), prints
+``SweepSummary`` is a Hydra callback (registered in configs/train.yaml). Before each trial it prints
+
+    trial 5/12 lion_div3 seed 1 | ETA 1m10s | best val loss: adamw 1.612, lion_div1 1.748
+
+(the trial's own progress bar follows, in a terminal). At the end it reads the attempts that
+trials in the sweep directory made in this sweep run (``resume.record_attempt``), so it works
+whichever launcher ran them (basic, Ray, SLURM on a shared filesystem), prints
 
     sweep lr_ratio: 12 trials: 9 finished, 1 diverged, 1 failed, 1 skipped
 
 and raises ``SweepFailed`` if any trial failed or was interrupted: ``lion-bench -m`` then exits
-with status 1, after every trial has had its turn.
+with status 1, after every trial has had its turn. Counting never raises: a file it cannot read is
+named in a warning, and a sweep whose outcomes cannot be counted exits 1.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
+import uuid
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from lion_bench.sweeps.resume import OUTCOMES, read_attempts
+from lion_bench.runs.errors import DamagedFile
+from lion_bench.sweeps.resume import OUTCOMES, SWEEP_RUN_VARIABLE, read_attempts
 
 
 class SweepFailed(SystemExit):
@@ -28,12 +39,18 @@ class SweepFailed(SystemExit):
     SystemExit: its message goes to stderr and the process exits with status 1."""
 
 
-def count_outcomes(sweep_dir: Path, since: float) -> tuple[Counter, list[str]]:
-    """Outcome of each trial's last attempt at or after ``since``; and the failed trials' names."""
+def count_outcomes(sweep_dir: Path, since: float, sweep_run: str | None) -> tuple[Counter, list[str]]:
+    """Outcome of each trial's last attempt of this sweep run (``sweep_run``; with None, every attempt
+    at or after ``since``), and the names of trials that failed or were interrupted."""
     counts: Counter = Counter({outcome: 0 for outcome in OUTCOMES})
     failed = []
     for trial_dir in sorted(path for path in Path(sweep_dir).iterdir() if path.is_dir()):
-        attempts = [attempt for attempt in read_attempts(trial_dir) if attempt["at"] >= since]
+        try:
+            attempts = [attempt for attempt in read_attempts(trial_dir) if attempt["at"] >= since
+                        and (sweep_run is None or attempt.get("sweep_run") == sweep_run)]
+        except OSError as error:
+            warnings.warn(f"{trial_dir}: its attempts cannot be read ({error}); not counted", DamagedFile)
+            continue
         if attempts:
             outcome = attempts[-1]["outcome"]
             counts[outcome] += 1
@@ -45,23 +62,90 @@ def count_outcomes(sweep_dir: Path, since: float) -> tuple[Counter, list[str]]:
 def summary_line(name: str, counts: Counter) -> str:
     total = sum(counts.values())
     parts = [f"{counts[outcome]} {outcome}" for outcome in ("finished", "diverged", "failed", "skipped")]
-    if counts["interrupted"]:
-        parts.append(f"{counts['interrupted']} interrupted")
+    parts += [f"{counts[outcome]} {outcome}" for outcome in ("interrupted", "busy") if counts[outcome]]
     return f"sweep {name}: {total} trials: {', '.join(parts)}"
+
+
+def planned_trials(config: DictConfig) -> int | None:
+    """How many trials the sweep launches: n_trials for Optuna, else the product of the swept
+    values (the sweeper's params, overridden by command-line sweeps); None when it cannot tell."""
+    sweeper = OmegaConf.select(config, "hydra.sweeper", default=None)
+    if sweeper is None:
+        return None
+    if "n_trials" in sweeper:
+        return int(sweeper.n_trials)
+    sweeps = {key: f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()}
+    sweeps.update({override.split("=", 1)[0]: override for override in config.hydra.overrides.task})
+    try:
+        overrides = OverridesParser.create().parse_overrides(list(sweeps.values()))
+        return math.prod(len(list(o.sweep_string_iterator())) for o in overrides if o.is_sweep_override())
+    except Exception:  # noqa: BLE001 - glob(*) and the like need the config groups: no count then
+        return None
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 class SweepSummary(Callback):
     def __init__(self) -> None:
         self.started_at = time.time()
+        self.sweep_run: str | None = None
+        self.total: int | None = None
+        self.trained_s: list[float] = []  # seconds of each trial that trained (not skipped or busy)
+        self.best: dict[str, float] = {}  # label -> best final val loss so far
+        self.job_started_at = 0.0
+        self.num_started = 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started_at = time.time()
+        # Tags this sweep run's attempts; launchers' worker processes inherit it.
+        self.sweep_run = os.environ[SWEEP_RUN_VARIABLE] = uuid.uuid4().hex[:12]
+        self.total = planned_trials(config)
 
+    # --- a progress line per trial (the basic launcher runs trials in this process) --------------
+    @staticmethod
+    def label(config: DictConfig) -> str:
+        return str(OmegaConf.select(config, "arm", default=None) or OmegaConf.select(config, "optimizer.name"))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.num_started += 1
+        self.job_started_at = time.time()
+        index = OmegaConf.select(config, "hydra.job.num", default=self.num_started - 1)
+        count = f"/{self.total}" if self.total else ""
+        left = self.total - index if self.total else None
+        eta = (f" | ETA {_duration(sum(self.trained_s) / len(self.trained_s) * left)}"
+               if self.trained_s and left else "")
+        best = ", ".join(f"{label} {loss:.4g}" for label, loss in sorted(self.best.items()))
+        print(f"trial {index + 1}{count} {self.label(config)} seed {OmegaConf.select(config, 'seed')}{eta}"
+              f"{f' | best val loss: {best}' if best else ''}", flush=True)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        seconds = time.time() - self.job_started_at
+        try:
+            value = job_return.return_value
+        except Exception:  # noqa: BLE001 - the job raised (an interrupt): nothing to count
+            return
+        if isinstance(value, float) and not math.isnan(value):
+            label = self.label(config)
+            self.best[label] = min(self.best.get(label, math.inf), value)
+        run_dir = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
+        attempts = read_attempts(Path(run_dir)) if run_dir else []
+        if attempts and attempts[-1]["outcome"] not in ("skipped", "busy"):
+            self.trained_s.append(seconds)
+
+    # --- the closing line ------------------------------------------------------------------------
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        counts, failed = count_outcomes(sweep_dir, self.started_at)
+        try:
+            counts, failed = count_outcomes(sweep_dir, self.started_at, self.sweep_run)
+        except Exception as error:  # noqa: BLE001 - never lose the exit status to a counting error
+            raise SweepFailed(f"the trials' outcomes under {sweep_dir} could not be counted ({error}); "
+                              "rerun the same command to retry what did not finish") from None
         print(summary_line(sweep_dir.name, counts), flush=True)
         if failed:
             raise SweepFailed(

@@ -1,8 +1,20 @@
-"""One trial of a sweep: skip it if it is done, run (or resume) it otherwise, and never let its
-failure stop the sweep.
+"""One trial of a sweep: skip it if it is done or another process is training it, run (or resume)
+it otherwise, and never let its failure stop the sweep.
 
-Each attempt appends one line to the trial's ``attempts.jsonl`` ({"outcome", "at"}); the sweep's
-closing summary (``callbacks.SweepSummary``) counts the attempts made since the sweep started.
+A lock per trial (``.lock`` in its directory, an OS file lock the system releases when its process
+dies) means two processes on one sweep directory never train the same trial at once: the second
+skips it as ``busy`` and moves on, so several processes (one per GPU) can share one sweep directory
+and split its trials. Skipping rather than waiting: a waiting process would sit idle for a whole
+trial and then find it done; a busy trial left unfinished by a crash is resumed by the next run of
+the command.
+
+Under the lock, files a killed or damaged attempt left are repaired before anything is read: temp
+files of atomic writes are removed, and a run.json that does not validate, an attempts.jsonl with a
+bad line, or any of the trial's files that is not a regular file, is set aside with a ``.damaged``
+suffix and a warning naming it (``runs.store.set_aside``), and the trial runs again.
+
+Each attempt appends one line to the trial's ``attempts.jsonl`` ({"outcome", "at", "sweep_run"});
+the sweep's closing summary (``callbacks.SweepSummary``) counts its own sweep run's attempts.
 """
 
 from __future__ import annotations
@@ -10,20 +22,37 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
+from lion_bench.plan import config_trial_id
+from lion_bench.runs.checkpoint import CHECKPOINT_FILE
 from lion_bench.runs.errors import RecordError
-from lion_bench.runs.identity import trial_id
 from lion_bench.runs.record import RunRecord, Status
-from lion_bench.runs.store import RUN_FILE, TRACEBACK_FILE, read_record, write_failure
+from lion_bench.runs.store import (
+    METRICS_FILE,
+    RUN_FILE,
+    TRACEBACK_FILE,
+    read_json_lines,
+    read_record,
+    remove_stale_temp_files,
+    set_aside,
+    write_failure,
+)
 
 ATTEMPTS_FILE = "attempts.jsonl"
-# The outcome of one attempt at a trial: a run status, or skipped (its record already a result).
-OUTCOMES = (*(status.value for status in Status), "skipped")
+LOCK_FILE = ".lock"
+# The outcome of one attempt at a trial: a run status, skipped (its record already a result) or busy
+# (another process holds its lock).
+OUTCOMES = (*(status.value for status in Status), "skipped", "busy")
+# Set by the sweep's callback at its start (callbacks.SweepSummary) and read by every trial it
+# launches, in this process or (inherited) in a launcher's: which sweep run an attempt belongs to.
+SWEEP_RUN_VARIABLE = "LION_BENCH_SWEEP_RUN"
 
 log = logging.getLogger(__name__)
 
@@ -36,57 +65,95 @@ def objective(record: RunRecord) -> float:
 
 
 def record_attempt(run_dir: Path, outcome: str) -> None:
+    """Append one attempt line in one write (so lines of several processes never interleave),
+    after a newline if a killed writer left a torn line."""
     assert outcome in OUTCOMES, outcome
-    with open(Path(run_dir) / ATTEMPTS_FILE, "a") as handle:
-        handle.write(json.dumps({"outcome": outcome, "at": time.time()}) + "\n")
+    path = Path(run_dir) / ATTEMPTS_FILE
+    line = json.dumps({"outcome": outcome, "at": time.time(), "sweep_run": os.environ.get(SWEEP_RUN_VARIABLE)})
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+    except (FileNotFoundError, OSError):
+        torn = False
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(descriptor, (("\n" if torn else "") + line + "\n").encode())
+    finally:
+        os.close(descriptor)
+
+
+def attempt_problem(attempt: dict[str, Any]) -> str | None:
+    if attempt.get("outcome") not in OUTCOMES:
+        return f"outcome {attempt.get('outcome')!r} is not one of {', '.join(OUTCOMES)}"
+    at = attempt.get("at")
+    if isinstance(at, bool) or not isinstance(at, (int, float)):
+        return f"at is {at!r}, not a time"
+    return None
 
 
 def read_attempts(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / ATTEMPTS_FILE
-    if not path.exists():
-        return []
-    attempts = []
-    for line in path.read_text().splitlines():
-        try:
-            attempts.append(json.loads(line))
-        except ValueError:  # a torn last line
-            continue
-    return attempts
+    """The trial's attempts; lines that are not attempts are left out (``repair`` sets such a file aside)."""
+    return read_json_lines(Path(run_dir) / ATTEMPTS_FILE, attempt_problem)[0]
 
 
-def _mtime_ns(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
+def repair(run_dir: Path) -> None:
+    """Make a trial's directory safe to read and retry (call under its lock): remove temp files of
+    killed writes, and set aside whatever is not usable, with a warning naming it."""
+    run_dir = Path(run_dir)
+    remove_stale_temp_files(run_dir)
+    for name in (RUN_FILE, METRICS_FILE, ATTEMPTS_FILE, CHECKPOINT_FILE):
+        path = run_dir / name
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            set_aside(path, "is not a regular file")
+    skipped = read_json_lines(run_dir / ATTEMPTS_FILE, attempt_problem)[1]
+    if skipped:
+        set_aside(run_dir / ATTEMPTS_FILE, f"has a line that is not an attempt ({skipped[0].split(': ', 1)[-1]})",
+                  "a new one is started")
 
 
 def previous_result(run_dir: Path) -> RunRecord | None:
-    """The trial's record when it is already a result (finished or diverged) and valid."""
+    """The trial's record when it is already a result (finished or diverged) and valid. A run.json
+    that does not validate is set aside (``run.json.damaged``) and the trial runs again."""
     try:
         record = read_record(run_dir)
     except RecordError as error:
-        log.warning(f"{error}: the trial runs again")
+        set_aside(Path(run_dir) / RUN_FILE, str(error).removeprefix(f"{Path(run_dir) / RUN_FILE}: "))
         return None
     return record if record is not None and record.status.is_result else None
 
 
 def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> float:
     """Run one sweep trial of config ``cfg`` in ``run_dir`` by calling ``run`` (which returns the
-    run record), unless its run.json is already a result. An exception is recorded (status failed,
-    traceback.txt; also when it came before the trainer wrote anything, as bad input does) and
-    logged, not raised, so the sweep goes on; Ctrl-C still stops the sweep. Returns the objective
-    for the sweeper."""
+    run record), unless another process holds its lock (busy) or its run.json is already a result
+    (skipped). An exception is recorded (status failed, traceback.txt; also when it came before the
+    trainer wrote anything, as bad input does) and logged, not raised, so the sweep goes on; Ctrl-C
+    still stops the sweep. Returns the objective for the sweeper."""
     run_dir = Path(run_dir)
+    lock = FileLock(str(run_dir / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        print(f"busy: {run_dir.name} is trained by another process; skipped here", flush=True)
+        record_attempt(run_dir, "busy")
+        return math.nan
+    try:
+        repair(run_dir)
+        return _run_locked(cfg, run_dir, run)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> float:
     run_file = run_dir / RUN_FILE
-    before = _mtime_ns(run_file)
     previous = previous_result(run_dir)
     if previous is not None:
         loss = previous.final_val_loss
         loss_text = f" (val loss {loss:.4f})" if math.isfinite(loss) else ""
-        print(f"skipped {run_dir.name}: already {previous.status.value}{loss_text}")
+        print(f"skipped {run_dir.name}: already {previous.status.value}{loss_text}", flush=True)
         record_attempt(run_dir, "skipped")
         return objective(previous)
+    before = _mtime_ns(run_file)
     try:
         record = run()
     except KeyboardInterrupt:
@@ -99,9 +166,16 @@ def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> f
                 config = OmegaConf.to_container(cfg, resolve=True)
             except Exception:  # a broken interpolation: record the config as written
                 pass
-            write_failure(run_dir, RunRecord.begin(config, trial_id(config)))
+            write_failure(run_dir, RunRecord.begin(config, config_trial_id(config)))
         record_attempt(run_dir, "failed")
         log.error(f"trial {run_dir.name} failed: {type(error).__name__}: {error} (see {run_dir / TRACEBACK_FILE})")
         return math.nan
     record_attempt(run_dir, record.status.value)
     return objective(record)
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
