@@ -11,6 +11,7 @@ that names each sweep trial's directory by it.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -25,6 +26,8 @@ from lion_bench.tasks import check_task_data, data_identity
 
 # Where a data problem lies: the keys that choose the data and the window that must fit it.
 DATA_KEYS = ("task.data", "task.model.seq_len", "task.name")
+# Floating-point operations per training step above which a CPU run gets a warning: minutes per step.
+SLOW_CPU_STEP_FLOPS = 1e13
 
 
 @dataclass(frozen=True)
@@ -125,13 +128,30 @@ def check_config(cfg: DictConfig) -> dict[str, Any]:
     return config
 
 
+def transformer_step_flops(config: Mapping[str, Any]) -> float | None:
+    """Rough floating-point operations of one training step of a byte transformer (6 per parameter
+    and token, plus causal attention over the context), or None for tasks without one."""
+    model, trainer = config["task"].get("model") or {}, config["trainer"]
+    if not {"seq_len", "d_model", "n_layer", "n_head"} <= set(model):
+        return None
+    sequences = trainer["batch_size"] * trainer["grad_accum_steps"]
+    seq_len, width, layers = model["seq_len"], model["d_model"], model["n_layer"]
+    return 6.0 * 12 * layers * width**2 * sequences * seq_len + 6.0 * layers * sequences * seq_len**2 * width
+
+
 def plan_run(cfg: DictConfig) -> RunPlan:
     """Check ``cfg`` and resolve it; raises BadInput for anything that cannot train."""
-    check_config(cfg)
+    config = check_config(cfg)
     hyperparameters = resolve_hyperparameters(cfg.base, cfg.optimizer)
     trainer = cfg.trainer
     num_steps = planned_steps(trainer)
     device = resolve_device(cfg.device)
+    flops = transformer_step_flops(config)
+    if device.type == "cpu" and flops and flops > SLOW_CPU_STEP_FLOPS:
+        warnings.warn(f"one training step is about {flops:.0e} floating-point operations (task.model.seq_len="
+                      f"{config['task']['model']['seq_len']}, trainer.batch_size={trainer.batch_size}): minutes or more "
+                      "per step on the CPU, before the first progress; lower them or use a GPU", RuntimeWarning,
+                      stacklevel=2)
     return RunPlan(
         hyperparameters=hyperparameters, num_steps=num_steps, warmup_steps=resolve_warmup(trainer.schedule, num_steps),
         device=device, precision=resolve_precision(trainer.precision, device),

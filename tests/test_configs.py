@@ -9,6 +9,12 @@ from omegaconf import OmegaConf
 
 from compose import compose_config
 
+from lion_bench import schema
+from lion_bench.optimizers.registry import OPTIMIZERS
+from lion_bench.plan import input_problems, resolved_config
+from lion_bench.runs.loggers import LOGGERS
+from lion_bench.tasks import TASKS
+
 CONFIG_ROOT = files("lion_bench.configs")
 GROUPS = ("optimizer", "task", "trainer", "logger", "arm")
 
@@ -29,6 +35,18 @@ def test_group_option_composes(group, option):
     else:
         assert resolved[group]["name"]
     assert resolved["base"]["lr"] > 0
+    assert input_problems(resolved) == []  # the schema accepts every shipped option
+
+
+@pytest.mark.parametrize("preset", options("sweep"))
+def test_every_sweep_preset_passes_the_checks(preset):
+    assert input_problems(resolved_config(compose_config([f"sweep={preset}"]))) == []
+
+
+def test_the_schema_knows_every_registered_name():
+    assert set(schema.OPTIMIZERS) == set(OPTIMIZERS)
+    assert set(schema.TASKS) == set(TASKS)
+    assert set(schema.LOGGERS) == set(LOGGERS)
 
 
 def test_defaults_are_lion_on_text():

@@ -98,9 +98,11 @@ class SweepSummary(Callback):
         self.best: dict[str, float] = {}  # label -> best final val loss so far
         self.job_started_at = 0.0
         self.num_started = 0
+        self.multirun = False  # Hydra calls on_job_start for a single run too: no progress line there
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started_at = time.time()
+        self.multirun = True
         # Tags this sweep run's attempts; launchers' worker processes inherit it.
         self.sweep_run = os.environ[SWEEP_RUN_VARIABLE] = uuid.uuid4().hex[:12]
         self.total = planned_trials(config)
@@ -111,6 +113,8 @@ class SweepSummary(Callback):
         return str(OmegaConf.select(config, "arm", default=None) or OmegaConf.select(config, "optimizer.name"))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.multirun:
+            return
         self.num_started += 1
         self.job_started_at = time.time()
         index = OmegaConf.select(config, "hydra.job.num", default=self.num_started - 1)
@@ -123,6 +127,8 @@ class SweepSummary(Callback):
               f"{f' | best val loss: {best}' if best else ''}", flush=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if not self.multirun:
+            return
         seconds = time.time() - self.job_started_at
         try:
             value = job_return.return_value

@@ -101,9 +101,10 @@ def test_nothing_below_the_trainer_imports_it():
     the entry point); the report side and the run-record layer never import sweeps."""
     package = Path(lion_bench.__file__).parent
     forbidden = {"runs": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.results",
-                          "lion_bench.plan"),
-                 "sweeps": ("lion_bench.trainer", "lion_bench.train", "lion_bench.results"),
-                 "results": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.plan"),
+                          "lion_bench.plan", "lion_bench.schema", "lion_bench.command_line"),
+                 "sweeps": ("lion_bench.trainer", "lion_bench.train", "lion_bench.results", "lion_bench.command_line"),
+                 "results": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.plan",
+                             "lion_bench.command_line"),
                  "tasks": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results"),
                  "optimizers": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results", "lion_bench.runs")}
     found = []

@@ -21,7 +21,7 @@ FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
 def compose_cfg(*overrides):
     with initialize_config_module("lion_bench.configs", version_base="1.3"):
         return compose("train", overrides=[
-            "task=quadratic", "trainer.progress=false", "trainer.max_steps=20", "trainer.eval_every=10",
+            "task=quadratic", "trainer.progress=false", "trainer.max_steps=20", "trainer.eval_every=10", "trainer.schedule.warmup_steps=0",
             "trainer.log_every=5", *overrides,
         ])
 
@@ -128,3 +128,26 @@ def test_wandb_failure_warns_and_the_local_record_is_written(wandb_env, monkeypa
     # W&B's start-up (here a slow failure) is not part of the run's measured time.
     assert record.time_s["total"] < init_seconds
     assert json.loads((wandb_env / "run" / "run.json").read_text())["trial_id"] == record["trial_id"]
+
+
+def test_a_resumed_trial_continues_its_own_wandb_run(wandb_env):
+    run_dir = wandb_env / "sweep" / "trial"
+    cfg = compose_cfg("logger=wandb", "logger.mode=offline", "trainer.checkpoint_every=5", "trainer.log_every=1")
+    first, again, other = init_kwargs(cfg, run_dir), init_kwargs(cfg, run_dir), init_kwargs(cfg, wandb_env / "other")
+    assert first["id"] == again["id"] != other["id"] and first["resume"] == "allow"
+
+    class InterruptAt8:
+        def log(self, row):
+            if row["step"] == 8:
+                raise KeyboardInterrupt
+
+        def finish(self, record):
+            pass
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_dir, [*build_loggers(cfg, run_dir), InterruptAt8()])
+    time.sleep(1.1)  # W&B names offline runs by the second they start
+    record = train(cfg, run_dir, build_loggers(cfg, run_dir))
+    assert record.resumed_from_step == 5
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(run.name.endswith(f"-{first['id']}") for run in runs)

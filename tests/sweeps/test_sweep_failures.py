@@ -17,8 +17,8 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     by_divisor = {record["config"]["optimizer"]["lr_divisor"]: (name, record) for name, record in records.items()}
     assert sorted(by_divisor) == [-1, 1e-6, 1, 3]
     failed_name, failed = by_divisor[-1]
-    assert failed["status"] == "failed" and "lr_divisor must be > 0" in failed["error"]
-    assert "BadInput: optimizer.lr_divisor must be > 0" in (sweep_dir / failed_name / "traceback.txt").read_text()
+    assert failed["status"] == "failed" and "lr_divisor must be a number > 0" in failed["error"]
+    assert "BadInput: optimizer.lr_divisor must be a number > 0, got -1" in (sweep_dir / failed_name / "traceback.txt").read_text()
     assert by_divisor[1e-6][1]["status"] == "diverged"
     assert by_divisor[1][1]["status"] == by_divisor[3][1]["status"] == "finished"
     assert "sweep multirun: 4 trials: 2 finished, 1 diverged, 1 failed, 0 skipped" in result.stdout

@@ -111,7 +111,7 @@ def test_optuna_preset_searches_adamw_lr_and_lion_divisor_on_log_scale(tmp_path)
 
 
 def test_quickstart_runs_the_lr_ratio_arms_on_the_text_task(tmp_path):
-    result = run_sweep(tmp_path, "sweep=quickstart", "seed=0", "trainer.max_steps=2", "task.data.max_bytes=200000",
+    result = run_sweep(tmp_path, "sweep=quickstart", "seed=0", "trainer.max_steps=2", "trainer.schedule.warmup_steps=0", "task.data.max_bytes=200000",
                        "task.eval.num_windows=4")
     assert result.returncode == 0, result.stderr[-3000:]
     records = trial_records(tmp_path / "sweeps" / "quickstart")

@@ -56,7 +56,7 @@ def test_interrupted_run_resumes_to_the_same_final_loss(tmp_path, optimizer):
 
 
 def test_checkpoint_of_another_trial_is_refused(tmp_path):
-    overrides = ["task=quadratic", "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.progress=false",
+    overrides = ["task=quadratic", "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.progress=false", "trainer.schedule.warmup_steps=0",
                  "trainer.log_every=1"]
     with pytest.raises(KeyboardInterrupt):
         train(compose_config(overrides), tmp_path, loggers=[InterruptAt(5)])
@@ -118,7 +118,7 @@ def test_run_trial_records_a_failure_before_training(tmp_path):
 
 def test_checkpoints_by_wall_time_resume_to_the_same_result(tmp_path):
     """checkpoint_minutes: a resume point whenever that much wall time passed (here: every step)."""
-    overrides = ["task=quadratic", "trainer.max_steps=12", "trainer.log_every=1", "trainer.checkpoint_every=0",
+    overrides = ["task=quadratic", "trainer.max_steps=12", "trainer.log_every=1", "trainer.checkpoint_every=0", "trainer.schedule.warmup_steps=0",
                  "trainer.checkpoint_minutes=1e-9", "trainer.progress=false"]
     whole = train(compose_config(overrides), tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):

@@ -247,3 +247,37 @@ def test_bad_stride_fails_before_training(small_enwik8):
     cfg = small_enwik8(["task.eval.stride=33"])
     with pytest.raises(ValueError, match=r"task.eval.stride must be in \[1, seq_len=32\]"):
         build_task(cfg.task, batch_size=8, seed=0, device=torch.device("cpu"))
+
+
+def local_hub_dataset(directory, rows: list[str]):
+    """A dataset directory as the Hub serves one (a parquet file of a `text` column), built offline."""
+    datasets = pytest.importorskip("datasets")
+    directory.mkdir()
+    datasets.Dataset.from_dict({"text": rows}).to_parquet(str(directory / "train.parquet"))
+    return directory
+
+
+def test_enwik8_through_hugging_face_datasets(tmp_path, monkeypatch, make_config):
+    dataset = local_hub_dataset(tmp_path / "enwik8_hub", [DATA.decode()])
+    monkeypatch.setattr(Enwik8Task, "layout", SMALL)
+    cfg = make_config(["task=enwik8", "task.data.source=hf", f"task.data.hf_dataset={dataset}", "task.data.hf_config=null",
+                       "task.model.seq_len=32", "task.model.d_model=32", "task.model.n_layer=1", "task.model.n_head=2",
+                       "task.eval.num_windows=8", "trainer.batch_size=8", "trainer.max_steps=20",
+                       "trainer.schedule.warmup_steps=2", "trainer.progress=false", "device=cpu"])
+    task = build_task(cfg.task, batch_size=8, seed=0, device=torch.device("cpu"))
+    assert bytes(task.train_data.tolist()) == DATA[:36_000] and bytes(task.val_data.tolist()) == DATA[36_000:38_000]
+    assert task.describe()["source"] == f"hf:{dataset}" and task.describe()["sha256"] == SMALL.sha256
+    record = train(cfg, tmp_path / "run")
+    assert record.status.value == "finished" and record.data["source"] == f"hf:{dataset}"
+
+
+def test_enwik8_from_datasets_is_checked_like_a_file(tmp_path, monkeypatch, make_config):
+    dataset = local_hub_dataset(tmp_path / "other_hub", [DATA.decode()[:-10]])  # 10 bytes short
+    monkeypatch.setattr(Enwik8Task, "layout", SMALL)
+    cfg = make_config(["task=enwik8", "task.data.source=hf", f"task.data.hf_dataset={dataset}", "task.data.hf_config=null"])
+    with pytest.raises(BadInput, match=r"holds 39,990 bytes; enwik8 has exactly 40,000"):
+        build_task(cfg.task, batch_size=8, seed=0, device=torch.device("cpu"))
+    missing = make_config(["task=enwik8", "task.data.source=hf", f"task.data.hf_dataset={tmp_path / 'nowhere'}",
+                           "task.data.hf_config=null"])
+    with pytest.raises(BadInput, match="could not load enwik8 from Hugging Face datasets"):
+        build_task(missing.task, batch_size=8, seed=0, device=torch.device("cpu"))

@@ -1,0 +1,238 @@
+"""Every bad input is refused up front: one line on stderr that says what to do, exit status 2, and
+nothing written. The table runs through the real entry point (``lion_bench.train.main``, as the
+``lion-bench`` console script does) in this process, each case a fraction of a second; a
+representative few also run as subprocesses of the real command line.
+
+The closing counts of issue 11 come from here: every row is a bad input tried; each must end with
+exit status 2 and its message (a clear error), never a traceback, a silent acceptance or a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+
+from lion_bench.train import main
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+# (arguments, a fragment of the one-line message). DATA is replaced by a directory of prepared inputs.
+BAD_INPUTS = [
+    # trainer: types, ranges and relations
+    (["trainer.eval_every=0"], "trainer.eval_every must be a whole number >= 1, got 0"),
+    (["trainer.log_every=0"], "trainer.log_every must be a whole number >= 1, got 0"),
+    (["trainer.max_steps=0"], "trainer.max_steps must be a whole number >= 1, got 0"),
+    (["trainer.max_steps=-5"], "trainer.max_steps must be a whole number >= 1, got -5"),
+    (["trainer.max_steps=2.5"], "trainer.max_steps must be a whole number >= 1, got 2.5"),
+    (["trainer.max_steps=abc"], "trainer.max_steps must be a whole number >= 1, got 'abc'"),
+    (["trainer.batch_size=abc"], "trainer.batch_size must be a whole number >= 1, got 'abc'"),
+    (["trainer.batch_size=0"], "trainer.batch_size must be a whole number >= 1, got 0"),
+    (["trainer.batch_size=true"], "trainer.batch_size must be a whole number >= 1, got True"),
+    (["trainer.grad_accum_steps=0"], "trainer.grad_accum_steps must be a whole number >= 1, got 0"),
+    (["trainer.grad_clip=-1"], "trainer.grad_clip must be a number >= 0, got -1"),
+    (["trainer.grad_clip=abc"], "trainer.grad_clip must be a finite number >= 0, got 'abc'"),
+    (["trainer.grad_clip=inf"], "trainer.grad_clip must be a finite number >= 0, got inf"),
+    (["trainer.divergence_factor=1"], "trainer.divergence_factor must be a number > 1, got 1"),
+    (["trainer.divergence_factor=0.5"], "trainer.divergence_factor must be a number > 1, got 0.5"),
+    (["trainer.precision=fp16"], "trainer.precision must be one of auto, fp32, bf16, got 'fp16'"),
+    (["trainer.compile=maybe"], "trainer.compile must be one of auto, True, False, got 'maybe'"),
+    (["trainer.progress=sometimes"], "trainer.progress must be one of auto, True, False, got 'sometimes'"),
+    (["trainer.budget=epochs"], "trainer.budget must be one of steps, tokens, got 'epochs'"),
+    (["trainer.budget=tokens", "trainer.reference_batch_size=0"], "trainer.reference_batch_size must be a whole number >= 1"),
+    (["trainer.checkpoint_every=-1"], "trainer.checkpoint_every must be a whole number >= 0, got -1"),
+    (["trainer.checkpoint_minutes=-1"], "trainer.checkpoint_minutes must be a number >= 0, got -1"),
+    (["trainer.schedule.name=step"], "trainer.schedule.name must be one of cosine, linear, constant, inverse_sqrt"),
+    (["trainer.schedule.warmup_steps=-1"], "trainer.schedule.warmup_steps must be a whole number >= 0, got -1"),
+    (["trainer.schedule.warmup_steps=1000", "trainer.max_steps=5"],
+     "trainer.schedule.warmup_steps=1000 is not below the run's 5 steps"),
+    (["trainer.max_steps=5"], "trainer.schedule.warmup_steps=20 is not below the run's 5 steps"),
+    (["trainer.budget=tokens", "trainer.batch_size=512"], "is not below the run's 6 steps"),
+    (["trainer.schedule.warmup_fraction=1.0"], "trainer.schedule.warmup_fraction must be null or a number in [0, 1)"),
+    (["trainer.schedule.final_fraction=2"], "trainer.schedule.final_fraction must be a number in [0, 1], got 2"),
+    (["+trainer.foo=1"], "unknown config key trainer.foo; remove it"),
+    (["~trainer.eval_every"], "trainer.eval_every is missing"),
+    # the AdamW reference and the optimizer
+    (["base.lr=0"], "base.lr must be a number > 0, got 0"),
+    (["base.lr=-1"], "base.lr must be a number > 0, got -1"),
+    (["base.lr=abc"], "base.lr must be a finite number > 0, got 'abc'"),
+    (["base.lr=nan"], "base.lr must be a finite number > 0, got nan"),
+    (["base.weight_decay=-0.1"], "base.weight_decay must be a number >= 0, got -0.1"),
+    (["optimizer.lr_divisor=0"], "optimizer.lr_divisor must be a number > 0, got 0"),
+    (["optimizer.wd_multiplier=-1"], "optimizer.wd_multiplier must be a number >= 0, got -1"),
+    (["optimizer.betas=[1.2,0.9]"], "optimizer.betas must be a list whose items each"),
+    (["optimizer.betas=[0.9]"], "optimizer.betas must be a list of 2 items, got [0.9]"),
+    (["optimizer.betas=abc"], "optimizer.betas must be a list of 2 items, got 'abc'"),
+    (["optimizer.decay_vectors=maybe"], "optimizer.decay_vectors must be true or false, got 'maybe'"),
+    (["optimizer.cautious=1"], "optimizer.cautious must be true or false, got 1"),
+    (["optimizer.impl=fused"], "optimizer.impl must be one of auto, torch, foreach, triton, got 'fused'"),
+    (["optimizer=adamw", "optimizer.impl=triton"], "optimizer.impl must be one of auto, fused, foreach, for_loop"),
+    (["optimizer=adamw", "optimizer.eps=0"], "optimizer.eps must be a number > 0, got 0"),
+    (["optimizer=adamw", "+optimizer.cautious=true"], "unknown config key optimizer.cautious; remove it"),
+    (["optimizer.name=sgd"], "unknown optimizer 'sgd'; valid optimizers: adamw, lion"),
+    (["optimizer.name=../../X"], "unknown optimizer '../../X'; valid optimizers: adamw, lion"),
+    (["+optimizer.state_dtype=fp16"], "optimizer.state_dtype must be null or one of fp32, bf16, got 'fp16'"),
+    (["+optimizer.state_dtype=bf16", "optimizer.impl=foreach"], "optimizer.state_dtype=bf16 (bf16 momentum) needs optimizer.impl=triton"),
+    (["+optimizer.maximize=perhaps"], "optimizer.maximize must be null or true or false, got 'perhaps'"),
+    (["optimizer=sgd"], "Could not find 'optimizer/sgd' Available options in 'optimizer': adamw lion"),
+    (["arm=lion_div4"], "Could not find 'arm/lion_div4'"),
+    # the machine, the seed, the top level, interpolations
+    (["device=tpu"], "device='tpu' is not a device; use auto, cpu, cuda or cuda:N"),
+    (["device=cpu:1"], "device='cpu:1' is not one lion-bench trains on; use auto, cpu, cuda or cuda:N"),
+    (["device=meta"], "device='meta' is not one lion-bench trains on"),
+    pytest.param(["device=cuda"], "device='cuda' but CUDA is not available here; use device=cpu", marks=NO_CUDA),
+    pytest.param(["device=cuda:7"], "device='cuda:7' but CUDA is not available here", marks=NO_CUDA),
+    (["device=3"], "device must be a non-empty string, got 3"),
+    (["seed=-1"], "seed must be a whole number >= 0, got -1"),
+    (["seed=abc"], "seed must be a whole number >= 0, got 'abc'"),
+    (["seed=../../../X"], "seed must be a whole number >= 0, got '../../../X'"),
+    (["seed=1.5"], "seed must be a whole number >= 0, got 1.5"),
+    (["+foo=1"], "unknown config key foo; remove it"),
+    (["base.lr=${nope}"], "the config does not resolve"),
+    (["sweep=lr_ratio", "sweep.name=../../x"], "sweep.name must be a name of letters, digits, _ . -"),
+    # loggers
+    (["logger=wandb", "logger.mode=sometimes"], "logger.mode must be null or one of online, offline, disabled"),
+    (["logger=wandb", "logger.init_timeout=0"], "logger.init_timeout must be a number > 0, got 0"),
+    (["logger=wandb", "+logger.api_key=abc"], "unknown config key logger.api_key; remove it"),
+    (["logger.name=tensorboard"], "unknown logger 'tensorboard'; valid loggers: none, wandb"),
+    # the text task: model, data and evaluation
+    (["task.model.n_head=3"], "task.model.n_head=3 must divide task.model.d_model=128"),
+    (["task.model.d_model=0"], "task.model.d_model must be a whole number >= 1, got 0"),
+    (["task.model.seq_len=0"], "task.model.seq_len must be a whole number >= 1, got 0"),
+    (["task.model.seq_len=1000000"], "is too small for windows of task.model.seq_len=1000000"),
+    (["task.model.dropout=1.5"], "task.model.dropout must be a number in [0, 1), got 1.5"),
+    (["task.data.max_bytes=0"], "task.data.max_bytes must be null or a whole number >= 1, got 0"),
+    (["task.data.max_bytes=-1"], "task.data.max_bytes must be null or a whole number >= 1, got -1"),
+    (["task.data.max_bytes=1000"], "is too small for windows of task.model.seq_len=128"),
+    (["task.data.val_fraction=0"], "task.data.val_fraction must be a number in (0, 1), got 0"),
+    (["task.data.val_fraction=1.5"], "task.data.val_fraction must be a number in (0, 1), got 1.5"),
+    (["task.data.block_bytes=0"], "task.data.block_bytes must be a whole number >= 1, got 0"),
+    (["task.data.path=/nonexistent/corpus.txt"], "task.data.path='/nonexistent/corpus.txt' does not exist"),
+    (["task.data.path=/dev/zero", "task.data.max_bytes=100000"], "task.data.path='/dev/zero' is not a regular file"),
+    (["task.data.path=DATA/fifo"], "is not a regular file or directory (a device, FIFO or socket)"),
+    (["task.data.path=DATA/empty_dir"], "is a directory without regular files"),
+    (["task.data.path=DATA/empty.txt"], "holds no bytes"),
+    (["task.data.path=DATA/tiny.txt"], "is too small for windows of task.model.seq_len=128"),
+    (["task.eval.num_windows=0"], "task.eval.num_windows must be a whole number >= 1, got 0"),
+    (["task.eval.batch_size=0"], "task.eval.batch_size must be a whole number >= 1, got 0"),
+    (["task.eval.final=everything"], "task.eval.final must be one of sample, full_valid, got 'everything'"),
+    (["task.eval.stride=1000"], "task.eval.stride=1000 must be at most task.model.seq_len=128"),
+    (["task.name=vision"], "unknown task 'vision'; valid tasks:"),
+    # the other tasks
+    (["task=quadratic", "task.dim=0"], "task.dim must be a whole number >= 1, got 0"),
+    (["task=quadratic", "task.condition_number=0.5"], "task.condition_number must be a number >= 1, got 0.5"),
+    (["task=quadratic", "task.noise=-1"], "task.noise must be a number >= 0, got -1"),
+    (["task=image", "task.data.source=mnist"], "task.data.source must be one of digits, cifar10, got 'mnist'"),
+    (["task=image", "task.model.channels=[]"], "task.model.channels must be a list of at least 1 items, got []"),
+    (["task=image", "task.model.channels=[16,0]"], "task.model.channels must be a list whose items each"),
+    (["task=mlp", "task.data.source=iris"], "task.data.source must be one of teacher, breast_cancer, wine, digits"),
+    (["task=mlp", "task.model.activation=swish"], "task.model.activation must be one of relu, gelu, tanh"),
+    (["task=mlp", "task.model.hidden=[0]"], "task.model.hidden must be a list whose items each"),
+    (["task=lstm_conv", "task.model.kernel_size=0"], "task.model.kernel_size must be a whole number >= 1, got 0"),
+    (["task=lstm_conv", "task.model.num_conv_layers=-1"], "task.model.num_conv_layers must be a whole number >= 0"),
+    (["task=enwik8", "task.data.path=/nonexistent/enwik8.zip"], "task.data.path='/nonexistent/enwik8.zip' is not a regular file"),
+    (["task=enwik8", "task.eval.final=everything"], "task.eval.final must be one of sample, full_valid, full_test"),
+    (["task=enwik8", "task.data.source=web"], "task.data.source must be null or one of file, hf, got 'web'"),
+    (["task=enwik8", "task.data.download=maybe"], "task.data.download must be true or false, got 'maybe'"),
+    # Hydra's command-line surface: nothing that Hydra would import and call
+    (["+optimizer._target_=os.system"], "the override '+optimizer._target_=os.system' is refused"),
+    (["+task.data._target_=os.system"], "is refused: Hydra would import and call what it names"),
+    (["+hydra.callbacks.evil._target_=os.system"], "the override '+hydra.callbacks.evil._target_=os.system' is refused"),
+    (["hydra.callbacks.sweep_summary._target_=os.system"], "is refused: Hydra would import and call"),
+    (["~hydra.callbacks.preflight"], "the override '~hydra.callbacks.preflight' is refused"),
+    (["+hydra.sweeper.custom_search_space=os.system"], "is refused: Hydra would import and call"),
+    # sweeps: a problem no trial changes is refused before any trial directory exists
+    (["-m", "seed=0,1", "trainer.grad_clip=-1"], "trainer.grad_clip must be a number >= 0, got -1"),
+    (["-m", "sweep=quickstart", "trainer.max_steps=5"], "is not below the run's 5 steps"),
+    (["-m", "optimizer=adamw,lion", "task.data.path=/dev/zero"], "is not a regular file or directory"),
+    (["-m", "sweep=nope"], "Could not find 'sweep/nope'"),
+]
+PLUGIN_INPUTS = [
+    ("hydra_plugins.hydra_ray_launcher", ["-m", "hydra/launcher=ray"], "pip install 'lion-bench[ray]'"),
+    ("hydra_plugins.hydra_optuna_sweeper", ["-m", "sweep=optuna"], "pip install 'lion-bench[optuna]'"),
+    ("hydra_plugins.hydra_submitit_launcher", ["-m", "hydra/launcher=slurm"], "pip install 'lion-bench[slurm]'"),
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Inputs that are not text corpora: a FIFO, an empty directory, an empty and a tiny file."""
+    directory = tmp_path_factory.mktemp("data")
+    os.mkfifo(directory / "fifo")
+    (directory / "empty_dir").mkdir()
+    (directory / "empty.txt").write_bytes(b"")
+    (directory / "tiny.txt").write_bytes(b"hello world\n" * 10)
+    return directory
+
+
+def run_entry_point(arguments, output_root, monkeypatch, capsys):
+    """``lion-bench ARGUMENTS output_root=...`` through the console script's function, in this process."""
+    flags = [a for a in arguments if a.startswith("-") and not a.startswith("~")]
+    overrides = [a for a in arguments if a not in flags]
+    monkeypatch.setattr(sys, "argv", ["lion-bench", *flags, f"output_root={output_root}", *overrides])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() sets its own
+    previous = signal.getsignal(signal.SIGTERM)
+    GlobalHydra.instance().clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main()
+    finally:
+        GlobalHydra.instance().clear()
+        signal.signal(signal.SIGTERM, previous)
+    captured = capsys.readouterr()
+    return stopped.value.code, captured.out, captured.err
+
+
+def assert_refused(code, out, err, message, output_root):
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lion-bench: "), err
+    assert message in lines[0]
+    assert "Traceback" not in out + err
+    assert not output_root.exists() or not any(output_root.rglob("*")), sorted(output_root.rglob("*"))
+
+
+@pytest.mark.parametrize("arguments, message", BAD_INPUTS)
+def test_bad_input_is_refused_with_one_line_and_exit_status_2(arguments, message, data_dir, tmp_path, monkeypatch,
+                                                              capsys):
+    arguments = [argument.replace("DATA", str(data_dir)) for argument in arguments]
+    output_root = tmp_path / "out"
+    code, out, err = run_entry_point(arguments, output_root, monkeypatch, capsys)
+    assert_refused(code, out, err, message, output_root)
+
+
+@pytest.mark.parametrize("module, arguments, message", PLUGIN_INPUTS)
+def test_a_missing_plugin_names_its_extra(module, arguments, message, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real_find_spec(name, *a))
+    code, out, err = run_entry_point(arguments, tmp_path / "out", monkeypatch, capsys)
+    assert_refused(code, out, err, message, tmp_path / "out")
+
+
+def test_the_table_covers_at_least_60_bad_inputs():
+    assert len(BAD_INPUTS) + len(PLUGIN_INPUTS) >= 60
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["trainer.eval_every=0"], "trainer.eval_every must be a whole number >= 1, got 0"),
+    (["task.data.path=/dev/zero", "task.data.max_bytes=100000"], "is not a regular file or directory"),
+    (["+hydra.callbacks.evil._target_=builtins.print"], "is refused: Hydra would import and call"),
+    (["-m", "seed=0,1", "trainer.batch_size=abc"], "trainer.batch_size must be a whole number >= 1, got 'abc'"),
+    (["optimizer=sgd"], "Could not find 'optimizer/sgd'"),
+])
+def test_the_real_command_refuses_bad_input(arguments, message, tmp_path):
+    flags = [a for a in arguments if a.startswith("-")]
+    overrides = [a for a in arguments if a not in flags]
+    result = subprocess.run([sys.executable, "-m", "lion_bench.train", *flags, f"output_root={tmp_path / 'out'}",
+                             *overrides], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert_refused(result.returncode, result.stdout, result.stderr, message, tmp_path / "out")
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # no outputs/ or multirun.yaml either
