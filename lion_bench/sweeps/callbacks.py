@@ -40,14 +40,15 @@ class SweepFailed(SystemExit):
 
 
 def count_outcomes(sweep_dir: Path, since: float, sweep_run: str | None) -> tuple[Counter, list[str]]:
-    """Outcome of each trial's last attempt of this sweep run (``sweep_run``; with None, every attempt
-    at or after ``since``), and the names of trials that failed or were interrupted."""
+    """Outcome of each trial's last attempt of this sweep run (tagged ``sweep_run``, or untagged and at
+    or after ``since``), and the names of trials that failed or were interrupted."""
     counts: Counter = Counter({outcome: 0 for outcome in OUTCOMES})
     failed = []
     for trial_dir in sorted(path for path in Path(sweep_dir).iterdir() if path.is_dir()):
         try:
+            # A launcher whose workers did not inherit the sweep run's tag: attempts since the start count.
             attempts = [attempt for attempt in read_attempts(trial_dir) if attempt["at"] >= since
-                        and (sweep_run is None or attempt.get("sweep_run") == sweep_run)]
+                        and attempt.get("sweep_run") in (sweep_run, None)]
         except OSError as error:
             warnings.warn(f"{trial_dir}: its attempts cannot be read ({error}); not counted", DamagedFile)
             continue

@@ -51,6 +51,7 @@ def test_partial_and_unreadable_runs_are_skipped_with_a_warning_naming_them(tmp_
     write_partial_runs(tmp_path)
     with pytest.warns(SkippedRun) as caught:
         runs, curves = load_local([tmp_path])
+    caught = [warning for warning in caught if warning.category is SkippedRun]  # DamagedFile: torn metrics lines
     messages = "\n".join(str(warning.message) for warning in caught)
     assert len(caught) == 5
     for name in ("killed", "_s7", "torn", "old", "odd"):
