@@ -33,3 +33,6 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
+
+    def __reduce__(self):  # pickled whole (a launcher's worker process) rather than by its message
+        return type(self), (self.signum, self.step, self.record_path)
