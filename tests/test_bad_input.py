@@ -77,9 +77,9 @@ BAD_INPUTS = [
     (["optimizer=adamw", "+optimizer.cautious=true"], "unknown config key optimizer.cautious; remove it"),
     (["optimizer.name=sgd"], "unknown optimizer 'sgd'; valid optimizers: adamw, lion"),
     (["optimizer.name=../../X"], "unknown optimizer '../../X'; valid optimizers: adamw, lion"),
-    (["+optimizer.state_dtype=fp16"], "optimizer.state_dtype must be null or one of fp32, bf16, got 'fp16'"),
-    (["+optimizer.state_dtype=bf16", "optimizer.impl=foreach"], "optimizer.state_dtype=bf16 (bf16 momentum) needs optimizer.impl=triton"),
-    (["+optimizer.maximize=perhaps"], "optimizer.maximize must be null or true or false, got 'perhaps'"),
+    (["optimizer.state_dtype=fp16"], "optimizer.state_dtype must be null or one of fp32, bf16, got 'fp16'"),
+    (["optimizer.state_dtype=bf16", "optimizer.impl=foreach"], "optimizer.state_dtype=bf16 (bf16 momentum) needs optimizer.impl=triton"),
+    (["optimizer.maximize=perhaps"], "optimizer.maximize must be null or true or false, got 'perhaps'"),
     (["optimizer=sgd"], "Could not find 'optimizer/sgd' Available options in 'optimizer': adamw lion"),
     (["arm=lion_div4"], "Could not find 'arm/lion_div4'"),
     # the machine, the seed, the top level, interpolations
