@@ -26,6 +26,7 @@ from lion_bench.results.plots import make_plots
 from lion_bench.results.render import markdown_table, render
 from lion_bench.results.stats import INCONCLUSIVE
 from lion_bench.results.tables import summarize
+from lion_bench.runs.errors import DamagedFile
 from lion_bench.runs.store import atomic_write_text
 
 NOT_HERE = "·"
@@ -303,10 +304,12 @@ def check_dependencies() -> None:
         raise ImportError(f"lion-bench-report needs {', '.join(missing)}: pip install 'lion-bench[report]'")
 
 
-def load(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Every run from the directories and W&B projects given; warnings for skipped ones are collected."""
+def load(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+    """Every run from the directories and W&B projects given, with the warnings for the runs skipped
+    and for the damaged lines and files skipped inside runs that were kept."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRun)
+        warnings.simplefilter("always", DamagedFile)
         runs, curves = load_local(args.run_dirs)
         if args.wandb:
             from lion_bench.results.wandb_import import fetch_project
@@ -322,21 +325,22 @@ def load(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, list[str
                 runs = pd.concat([frame for frame in (runs, wandb_runs) if len(frame)], ignore_index=True)
                 curves = pd.concat([curves, wandb_curves], ignore_index=True)
     skipped = [str(warning.message) for warning in caught if issubclass(warning.category, SkippedRun)]
+    damaged = [str(warning.message) for warning in caught if issubclass(warning.category, DamagedFile)]
     for warning in caught:
-        if not issubclass(warning.category, SkippedRun):
+        if not issubclass(warning.category, (SkippedRun, DamagedFile)):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return runs, curves, skipped
+    return runs, curves, skipped, damaged
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         check_dependencies()
-        runs, curves, skipped = load(args)
+        runs, curves, skipped, damaged = load(args)
     except BadArguments as error:
         print(f"lion-bench-report: error: {error}", file=sys.stderr)
         return 2
-    for message in skipped:
+    for message in skipped + damaged:
         print(f"warning: {message}", file=sys.stderr)
     inputs = [str(path) for path in args.run_dirs] + [f"wandb:{project}" for project in args.wandb]
     if not len(runs):
@@ -345,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     result = build_report(runs, curves, args.out, skipped, inputs, args.min_steps)
-    print(f"{len(runs)} runs loaded, {len(skipped)} skipped")
+    print(f"{len(runs)} runs loaded, {len(skipped)} skipped" + (f"; {len(damaged)} damaged lines or files skipped "
+                                                                 "inside them (warnings above)" if damaged else ""))
     print(markdown_table(verdict_map(result["verdicts"])))
     print("\n".join(where_it_holds(result["verdicts"])))
     print(f"report: {args.out / 'report.md'} (and report.html, runs.csv, summary.csv, claims.csv, "

@@ -211,3 +211,14 @@ def test_missing_report_packages_are_named(tmp_path, monkeypatch):
     write_run(tmp_path / "runs", "adamw", 0, 3.0)
     with pytest.raises(ImportError, match=r"needs scipy: pip install 'lion-bench\[report\]'"):
         main([str(tmp_path / "runs"), "-o", str(tmp_path / "out")])
+
+
+def test_damaged_metrics_lines_are_skipped_named_and_counted(tmp_path, capsys):
+    write_lr_ratio(tmp_path / "runs", ADAMW, {1.0: [a + 0.5 for a in ADAMW]})
+    metrics = sorted((tmp_path / "runs").glob("*/metrics.jsonl"))[0]
+    good = len(metrics.read_text().splitlines())
+    metrics.write_text(metrics.read_text() + 'null\n{"step": "x"}\n{"step": 7, "train\n')
+    assert main([str(tmp_path / "runs"), "-o", str(tmp_path / "report")]) == 0
+    out, err = capsys.readouterr()
+    assert all(f"{metrics}:{good + k}:" in err for k in (1, 2, 3))
+    assert "runs loaded, 0 skipped; 3 damaged lines or files skipped inside them" in out
