@@ -29,7 +29,7 @@ GRID_PRESETS = ("lr_grid", "batch_lr_grid")  # these sweep the AdamW reference b
 
 
 def test_every_preset_is_tested_and_documented():
-    assert set(PRESETS) == set(EXPECTED) | {"optuna", "quickstart"}
+    assert set(PRESETS) == set(EXPECTED) | {"optuna", "quickstart", "readme_repro"}
     for name in PRESETS:
         header = SWEEP_DIR.joinpath(f"{name}.yaml").read_text()
         assert header.startswith("# @package _global_\n# Claim:"), name
@@ -119,3 +119,21 @@ def test_quickstart_runs_the_lr_ratio_arms_on_the_text_task(tmp_path):
     assert all(record["task"] == "text" and record["status"] == "finished" for record in records.values())
     lrs = sorted(record["hyperparameters"]["lr"] for record in records.values())
     assert lrs == pytest.approx([5e-4, 5e-3 / 3, 5e-3, 5e-3])
+
+
+def test_readme_repro_is_the_readme_setting(tmp_path):
+    """lion-pytorch's enwik8 recipe: Adam at 1e-4, constant, no warmup, batch 4 x 4, clip 0.5, no weight decay,
+    Lion at 1e-4 / {1, 3, 10}; shrunk here to a tiny model and 2 steps."""
+    result = run_sweep(tmp_path, "sweep=readme_repro", "seed=0", "trainer.max_steps=2", "trainer.eval_every=1",
+                       "task.data.max_bytes=200000", "task.model.seq_len=32", "task.model.d_model=32",
+                       "task.model.n_layer=1", "task.model.n_head=2", "task.eval.num_windows=4", "trainer.progress=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = list(trial_records(tmp_path / "sweeps" / "readme_repro").values())
+    assert sorted(r["arm"] for r in records) == ["adamw", "lion_div1", "lion_div10", "lion_div3"]
+    assert sorted(r["hyperparameters"]["lr"] for r in records) == pytest.approx([1e-5, 1e-4 / 3, 1e-4, 1e-4])
+    for record in records:
+        trainer = record["config"]["trainer"]
+        assert record["batch_size"] == 16 and trainer["grad_accum_steps"] == 4 and trainer["grad_clip"] == 0.5
+        assert trainer["schedule"]["name"] == "constant" and trainer["schedule"]["warmup_steps"] == 0
+        assert record["hyperparameters"]["weight_decay"] == 0 and record["status"] == "finished"
+        assert record["config"]["task"]["eval"]["final"] == "full_valid" and record["final_val_bytes"] > 0
