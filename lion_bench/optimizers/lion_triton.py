@@ -4,8 +4,9 @@
 keywords) -> ``Lion(impl="triton")``.
 
 One launch covers every tensor of a group through two device tables: program ``i`` updates
-``BLOCK`` elements of tensor ``blocks[i]``, starting at ``(i - first_block[tensor]) * BLOCK``; the
-tensors' addresses come from an int64 table of ``data_ptr``s. The tables belong to a
+``BLOCK`` elements of tensor ``blocks[i]``, starting at ``(i - first_block[tensor]) * BLOCK``, seen
+as rows of 16 bytes of the narrowest dtype (a tensor's last block goes in pieces of one row per
+thread); the tensors' addresses come from an int64 table of ``data_ptr``s. The tables belong to a
 ``LionTritonCache`` that the caller keeps (``Lion`` keeps one per param group; nothing is shared
 between optimizers). Each call compares every tensor's address and every param's size with the
 cached tables (and, unless the cache is told otherwise, each param's size and dtype) and rebuilds
@@ -23,9 +24,11 @@ Per element (fp32 registers, whatever the storage dtype; g is -g with ``maximize
 bf16 momentum is stored with stochastic rounding: the fp32 result's low 16 bits plus 16 random bits
 from Philox4x32-10, then cut to bf16, so the stored value's mean is the fp32 value and EMA
 increments smaller than a bf16 ulp survive on average (round-to-nearest drops every increment below
-half an ulp: with a constant gradient the momentum stalls at 0.805 for beta2 = 0.99). The random
-bits of element ``i`` of the ``k``-th tensor of a call are a pure function of (seed, step, stream,
-k, i), so a run is reproducible and a resumed one continues bit for bit.
+half an ulp: with a constant gradient the momentum stalls at 0.805 for beta2 = 0.99). Element ``i``
+of the ``k``-th tensor of a call takes output word ``(i % 8) // 2`` of the Philox call with counter
+``(i // 8, k, stream, step)`` and key ``seed``, its low half for even ``i`` and its high half for
+odd ``i``: a pure function of (seed, step, stream, k, i), so a run is reproducible and a resumed one
+continues bit for bit.
 
 What Triton's CPU interpreter (the tests without a GPU) can and cannot check: the rounding is integer
 arithmetic followed by an exact cast, and Philox is integer arithmetic, so the interpreter computes
@@ -35,9 +38,9 @@ vector widths, speed), and its own fp32 -> bf16 casts truncate instead of roundi
 bf16 *parameters* and the old round-to-nearest momentum (which stalls at 0.805 on the GPU and at
 0.613 in the interpreter) behave differently there. ``benchmarks/bf16_momentum.py`` checks on a GPU.
 
-Every step also looks for NaN and infinite gradient elements: a program that meets one stores 1 in
-an int32 device flag (no atomic, no host sync); the flag is never cleared, and the caller reads it
-when it likes (``Lion.nonfinite_grad_flag``).
+Every step also looks for NaN and infinite gradient elements: a thread whose row holds one stores 1
+in an int32 device flag (no atomic, no barrier, no host sync); the flag is never cleared, and the
+caller reads it when it likes (``Lion.nonfinite_grad_flag``).
 
 ``lr`` is read from a device tensor: a new lr never recompiles, nothing syncs the host, and a step
 can be captured in a CUDA graph (put a device tensor in ``group["lr"]`` so that replays see a
@@ -102,23 +105,21 @@ def _stochastic_round_to_bf16(x, random_bits):
 
 
 @triton.jit
-def _random_bits(first_counter, index, stream, step, seed_lo, seed_hi, QUARTER: tl.constexpr):
-    # -> (4, QUARTER) uint32 whose low 16 bits are random. One Philox4x32-10 call per pair of
-    # columns: output r gives row r, its low half to the even column and its high half to the odd
-    # one. Counter (first_counter + column // 2, index, stream, step), key (seed_lo, seed_hi).
-    counters = (first_counter + tl.arange(0, QUARTER // 2)).to(tl.uint32)
+def _random_bits(first_row, rows, index, stream, step, seed_lo, seed_hi):
+    # -> (rows, 8) uint32 whose low 16 bits are random: one Philox4x32 call per row of 8 elements,
+    # all 128 of its bits used. Row r: counter (first_row + r, index, stream, step), key (seed_lo,
+    # seed_hi); column j takes output j // 2, its low half for even j and its high half for odd j.
+    counters = rows.to(tl.uint32) + first_row.to(tl.uint32)
     zeros = counters * 0
     r0, r1, r2, r3 = tl.philox_impl(
         counters, zeros + index.to(tl.uint32), zeros + stream.to(tl.uint32), zeros + step.to(tl.uint32),
         seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), _PHILOX_ROUNDS,
     )
-    # join + reshape interleaves (a[0], b[0], a[1], b[1], ...) in registers (no shared memory on sm_90).
-    r0 = tl.reshape(tl.join(r0, r0 >> 16), QUARTER)
-    r1 = tl.reshape(tl.join(r1, r1 >> 16), QUARTER)
-    r2 = tl.reshape(tl.join(r2, r2 >> 16), QUARTER)
-    r3 = tl.reshape(tl.join(r3, r3 >> 16), QUARTER)
-    rows = tl.arange(0, 4)[:, None]
-    return tl.where(rows == 0, r0[None, :], tl.where(rows == 1, r1[None, :], tl.where(rows == 2, r2[None, :], r3[None, :])))
+    # join(a, b) appends a last dimension [a, b], held in each thread's registers, and reshape keeps
+    # the order: join(join(r0, r2), join(r1, r3)) flattens to r0, r1, r2, r3. A thread's rows become
+    # its (row, 8) values with no data exchanged between threads.
+    words = tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), (rows.shape[0], 4))
+    return tl.reshape(tl.join(words, words >> 16), (rows.shape[0], 8))
 
 
 @triton.jit
@@ -128,9 +129,9 @@ def _lion_block(
     exp_avg_ptr,  # pointer to this block's first momentum element (M_DTYPE)
     agreement_ptr,  # pointer to this tensor's int64 cautious agreement count
     nonfinite_ptr,  # pointer to the int32 non-finite gradient flag
-    offsets,  # (BLOCK,), (4, BLOCK / 4) with STOCHASTIC_ROUNDING, (BLOCK / 2, 2) when COMPLEX: element offsets
-    random_bits,  # uint32 block of offsets' shape (STOCHASTIC_ROUNDING), else unused
-    num_remaining,  # elements left in the tensor from this block's start
+    rows,  # (BLOCK / ROW,) int32: 0, 1, ...
+    offsets,  # (BLOCK / ROW, ROW) int32: element offsets, rows of ROW consecutive elements
+    num_remaining,  # int32 (MASKED: < BLOCK): elements left in the tensor from this block's start
     lr,  # fp32 scalar
     decay,  # fp32 scalar: 1 - lr * weight_decay
     cautious_scale,  # fp32 scalar: 1 / kept fraction (used when CAUTIOUS == 2)
@@ -138,12 +139,20 @@ def _lion_block(
     one_minus_beta1,
     beta2,
     one_minus_beta2,
+    first_row,  # STOCHASTIC_ROUNDING: Philox counter word 0 of rows[0] (tensor element offset / 8),
+    index,  # counter words 1, 2, 3
+    stream,
+    step,
+    seed_lo,  # key
+    seed_hi,
     MASKED: tl.constexpr,
     CAUTIOUS: tl.constexpr,
     MAXIMIZE: tl.constexpr,
     COMPLEX: tl.constexpr,
     STOCHASTIC_ROUNDING: tl.constexpr,
 ):
+    # Every load comes before any arithmetic, so that the compiler issues them all early and the
+    # arithmetic (the Philox rounds too) overlaps their latency.
     in_bounds = offsets < num_remaining
     if MASKED:
         grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
@@ -152,10 +161,15 @@ def _lion_block(
         grad = tl.load(grad_ptr + offsets).to(tl.float32)
         exp_avg = tl.load(exp_avg_ptr + offsets).to(tl.float32)
     if CAUTIOUS != 1:
-        # g * 0 is 0 for finite g and NaN for NaN and +-inf, so the block's sum is NaN exactly when
-        # the block holds a non-finite gradient (the cheapest of the forms tried: benchmarks/NOTES.md).
-        poison = tl.sum(grad * 0.0)
-        tl.store(nonfinite_ptr, 1, mask=poison != poison)
+        if MASKED:
+            param = tl.load(param_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        else:
+            param = tl.load(param_ptr + offsets).to(tl.float32)
+        # g * 0 is 0 for finite g and NaN for NaN and +-inf, so a row's sum is NaN exactly when the
+        # row holds a non-finite gradient. In a full block a row lies in one thread's registers: no
+        # exchange between threads, no barrier, and a store that every lane skips in the usual case.
+        poison = tl.sum(grad * 0.0, axis=1)
+        tl.store(nonfinite_ptr + rows * 0, 1, mask=poison != poison)
     if MAXIMIZE:
         grad = -grad
     interpolated = tl.fma(grad, one_minus_beta1, exp_avg * beta1)
@@ -169,15 +183,12 @@ def _lion_block(
         # Pass 1 only counts the entries whose update agrees with the gradient (masked lanes: 0).
         tl.atomic_add(agreement_ptr, tl.sum((direction * grad > 0).to(tl.int64)))
     else:
-        if MASKED:
-            param = tl.load(param_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-        else:
-            param = tl.load(param_ptr + offsets).to(tl.float32)
         if CAUTIOUS == 2:
             direction = direction * tl.where(direction * grad > 0, cautious_scale, 0.0)
         param = tl.fma(direction, -lr, param * decay)
         exp_avg = tl.fma(grad, one_minus_beta2, exp_avg * beta2)
         if STOCHASTIC_ROUNDING:
+            random_bits = _random_bits(first_row, rows, index, stream, step, seed_lo, seed_hi)
             new_exp_avg = _stochastic_round_to_bf16(exp_avg, random_bits)
         else:
             new_exp_avg = exp_avg.to(exp_avg_ptr.dtype.element_ty)
@@ -210,6 +221,8 @@ def _lion_kernel(
     G_DTYPE: tl.constexpr,
     M_DTYPE: tl.constexpr,
     BLOCK: tl.constexpr,
+    ROW: tl.constexpr,  # elements per row of the block: 16 bytes of the narrowest dtype; 2 (a pair) when COMPLEX
+    TAIL: tl.constexpr,  # elements per piece of a tensor's last block: ROW * threads per program
     ALIGNED: tl.constexpr,
     CAUTIOUS: tl.constexpr,  # 0: off, 1: count agreements, 2: apply with counts
     CAUTIOUS_MIN_FRACTION: tl.constexpr,  # floor of the kept fraction (lion.CAUTIOUS_MIN_FRACTION)
@@ -217,6 +230,8 @@ def _lion_kernel(
     COMPLEX: tl.constexpr,  # tensors are complex64 seen as fp32 (real, imaginary) pairs
     STOCHASTIC_ROUNDING: tl.constexpr,  # bf16 momentum stored with stochastic rounding
 ):
+    # One Philox call per row of 8 elements.
+    tl.static_assert(not STOCHASTIC_ROUNDING or ROW == 8)
     block = tl.program_id(0)
     tensor = tl.load(blocks_ptr + block).to(tl.int64)
     row = tensors_ptr + tensor
@@ -247,29 +262,37 @@ def _lion_kernel(
         kept = tl.load(row + _AGREEMENTS * num_tensors).to(tl.float32) / numel.to(tl.float32)
         cautious_scale = 1.0 / tl.maximum(kept, CAUTIOUS_MIN_FRACTION)
 
-    random_bits = 0
-    if COMPLEX:
-        offsets = tl.arange(0, BLOCK // 2)[:, None] * 2 + tl.arange(0, 2)[None, :]
-    elif STOCHASTIC_ROUNDING:
-        # Element r * BLOCK / 4 + j of the block takes half j % 2 of output r of Philox call j // 2.
-        offsets = tl.arange(0, 4)[:, None] * (BLOCK // 4) + tl.arange(0, BLOCK // 4)[None, :]
+    # The block as (BLOCK / ROW, ROW): a thread holds whole rows (16-byte vectors). With stochastic
+    # rounding, element i of a tensor takes Philox counter i // 8 (rows of 8, one call each).
+    rows = tl.arange(0, BLOCK // ROW)
+    offsets = rows[:, None] * ROW + tl.arange(0, ROW)[None, :]
+    first_row = start // ROW
+    index = 0
+    total_step = 0
+    if STOCHASTIC_ROUNDING:
         index = tl.load(row + _INDEX * num_tensors)
         total_step = step + tl.load(step_offset_ptr)
-        random_bits = _random_bits(start // 8, index, stream, total_step, seed_lo, seed_hi, BLOCK // 4)
-    else:
-        offsets = tl.arange(0, BLOCK)
 
     num_remaining = numel - start
     agreement_ptr = row + _AGREEMENTS * num_tensors
-    # Full blocks take the unmasked path, whose loads and stores can be 16-byte vectors.
     if num_remaining >= BLOCK:
-        _lion_block(param_ptr, grad_ptr, exp_avg_ptr, agreement_ptr, nonfinite_ptr, offsets, random_bits,
-                    num_remaining, lr, decay, cautious_scale, beta1, one_minus_beta1, beta2, one_minus_beta2,
+        # Full blocks (all but a tensor's last, partial one): no masks, 16-byte vector loads and stores.
+        _lion_block(param_ptr, grad_ptr, exp_avg_ptr, agreement_ptr, nonfinite_ptr, rows, offsets, BLOCK,
+                    lr, decay, cautious_scale, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                    first_row, index, stream, total_step, seed_lo, seed_hi,
                     False, CAUTIOUS, MAXIMIZE, COMPLEX, STOCHASTIC_ROUNDING)
     else:
-        _lion_block(param_ptr, grad_ptr, exp_avg_ptr, agreement_ptr, nonfinite_ptr, offsets, random_bits,
-                    num_remaining, lr, decay, cautious_scale, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                    True, CAUTIOUS, MAXIMIZE, COMPLEX, STOCHASTIC_ROUNDING)
+        # A tensor's last block, in pieces of one row per thread: its masked accesses are one element
+        # wide, and a whole block of them would hold more registers than the full blocks need (the
+        # kernel's register count, and so the programs per SM, is that of its hungriest path).
+        tail_rows = tl.arange(0, TAIL // ROW)
+        tail_offsets = tail_rows[:, None] * ROW + tl.arange(0, ROW)[None, :]
+        for piece in range(0, tl.cdiv(num_remaining.to(tl.int32), TAIL)):
+            done = piece * TAIL
+            _lion_block(param_ptr + done, grad_ptr + done, exp_avg_ptr + done, agreement_ptr, nonfinite_ptr,
+                        tail_rows, tail_offsets, (num_remaining - done).to(tl.int32), lr, decay, cautious_scale,
+                        beta1, one_minus_beta1, beta2, one_minus_beta2, first_row + done // ROW, index, stream,
+                        total_step, seed_lo, seed_hi, True, CAUTIOUS, MAXIMIZE, COMPLEX, STOCHASTIC_ROUNDING)
 
 
 @dataclass
@@ -283,6 +306,7 @@ class _Launch:
     numels: tuple[int, ...]  # elements per tensor (fp32 elements for complex tensors)
     first_block: list[int]  # each tensor's first program
     num_blocks: int
+    row: int  # elements per row of a block (the kernel's ROW)
     aligned: bool
     blocks: Tensor  # (num_blocks,) int32 on the device
     tensors: Tensor  # (7 * num_tensors,) int64 on the device
@@ -342,6 +366,7 @@ def _build_launch(params, grads, exp_avgs, indices: list[int], previous: _Launch
         numels=numels,
         first_block=first_block,
         num_blocks=len(blocks),
+        row=2 if complex_ else 16 // min(t.element_size() for t in (p, g, m)),
         aligned=all(address % _ALIGNMENT_BYTES == 0 for address in addresses),
         blocks=blocks,
         tensors=_upload(table, device),
@@ -563,6 +588,8 @@ def lion_update_triton(
                     G_DTYPE=g_dtype,
                     M_DTYPE=m_dtype,
                     BLOCK=_BLOCK,
+                    ROW=launch.row,
+                    TAIL=launch.row * 32 * _NUM_WARPS,
                     ALIGNED=launch.aligned,
                     CAUTIOUS=cautious_pass,
                     CAUTIOUS_MIN_FRACTION=CAUTIOUS_MIN_FRACTION,

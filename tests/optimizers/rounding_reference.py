@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-BLOCK = 2048  # lion_triton._BLOCK
+BLOCK = 2048  # lion_triton._BLOCK (test shapes only: the random bits do not depend on it)
+PHILOX_ROUNDS = 10  # lion_triton._PHILOX_ROUNDS
 _LOW32 = 0xFFFFFFFF
 
 
@@ -34,12 +35,11 @@ def philox4x32(c0, c1, c2, c3, k0: int, k1: int, rounds: int = 10) -> list[torch
 def kernel_random_bits(numel: int, *, seed: int, step: int, stream: int, index: int) -> torch.Tensor:
     """The 16 random bits the kernel adds to each of a tensor's ``numel`` elements (int64).
 
-    Element ``i`` lies in the block starting at ``s = i - i % BLOCK``, at row ``r`` and column ``j``
-    of the block seen as (4, BLOCK / 4); it takes half ``j % 2`` of output ``r`` of Philox with
-    counter ``(s / 8 + j // 2, index, stream, step)`` and key ``(seed low word, seed high word)``."""
+    Element ``i`` takes Philox4x32-10 with counter ``(i // 8, index, stream, step)`` and key ``(seed low
+    word, seed high word)``: output word ``(i % 8) // 2``, its low half for even ``i`` and its high
+    half for odd ``i``. So the 8 elements of a row use all 128 bits of one call, and the bits do not
+    depend on how the kernel splits a tensor into blocks."""
     i = torch.arange(numel, dtype=torch.int64)
-    start = i - i % BLOCK
-    row, column = (i - start) // (BLOCK // 4), (i - start) % (BLOCK // 4)
-    words = torch.stack(philox4x32(start // 8 + column // 2, index, stream, step, seed & _LOW32, seed >> 32))
-    word = words.gather(0, row[None, :])[0]
-    return (word >> (16 * (column % 2))) & 0xFFFF
+    words = torch.stack(philox4x32(i // 8, index, stream, step, seed & _LOW32, seed >> 32, rounds=PHILOX_ROUNDS))
+    word = words.gather(0, ((i % 8) // 2)[None, :])[0]
+    return (word >> (16 * (i % 2))) & 0xFFFF

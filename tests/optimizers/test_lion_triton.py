@@ -392,6 +392,31 @@ def test_nonfinite_flag_is_set_in_a_masked_tail_block_and_with_cautious():
     assert int(optimizer.nonfinite_grad_flag) == 1
 
 
+# A tensor of two full blocks and a last block of 1500 elements, which the kernel takes in pieces of
+# 512 (fp32: rows of 4) or 1024 (bf16 momentum: rows of 8) elements: 3001 lies in a full block, 5500
+# in the last piece.
+FLAG_NUMEL = 2 * 2048 + 1500
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("state_dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize("position", [3001, 5500])
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_flag_catches_each_kind_in_full_blocks_and_tail_pieces(bad_value, position, state_dtype):
+    params = [torch.nn.Parameter(torch.zeros(FLAG_NUMEL, device=DEVICE)), torch.nn.Parameter(torch.zeros(3, device=DEVICE))]
+    optimizer = Lion(params, lr=LR, use_triton=True, state_dtype=state_dtype)
+    set_grads(params, seed=0)
+    # Finite extremes leave it clear: the largest and smallest fp32 magnitudes, signed zeros.
+    extremes = torch.tensor([3.4028235e38, -3.4028235e38, 1e-45, -1e-45, 0.0, -0.0], device=DEVICE)
+    params[0].grad[position - 3 : position + 3] = extremes
+    optimizer.step()
+    assert int(optimizer.nonfinite_grad_flag) == 0
+    set_grads(params, seed=1)
+    params[0].grad[position] = bad_value
+    optimizer.step()
+    assert int(optimizer.nonfinite_grad_flag) == 1
+
+
 MAXIMIZE_CONFIGS = {"plain": dict(lr=LR), "cautious_wd": dict(lr=LR, weight_decay=0.5, cautious=True)}
 
 

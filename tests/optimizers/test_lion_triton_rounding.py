@@ -32,7 +32,7 @@ from lion_bench.optimizers.lion import stochastic_round_to_bf16  # noqa: E402
 from lion_bench.optimizers.lion_triton import _stochastic_round_to_bf16  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-ODD_SHAPES = [(1,), (2049,), (37, 29), (BLOCK + 3,), (3, 5, 7)]
+ODD_SHAPES = [(1,), (2049,), (37, 29), (BLOCK + 3,), (3, 5, 7), (BLOCK + 1500,)]
 MISMATCHES_PER_ELEMENT = 1e-4
 
 
@@ -49,16 +49,20 @@ def bf16_bits(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.int16).to(torch.int32) & 0xFFFF
 
 
-def test_philox_reference_matches_random123_known_answers():
-    # Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors).
-    cases = [
-        ((0, 0, 0, 0, 0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-        ((0xFFFFFFFF,) * 6, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-        ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0xA4093822, 0x299F31D0),
-         (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
-    ]
-    for arguments, expected in cases:
-        assert tuple(int(word) for word in philox4x32(*arguments)) == expected
+@pytest.mark.parametrize("rounds", [7, 10])
+def test_philox_reference_matches_random123_known_answers(rounds):
+    # Known-answer vectors of Philox4x32-7 and -10 from the Random123 distribution (kat_vectors).
+    # The kernel uses 7 rounds (lion_triton._PHILOX_ROUNDS); 10 is the library default.
+    arguments = [(0, 0, 0, 0, 0, 0), (0xFFFFFFFF,) * 6,
+                 (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0xA4093822, 0x299F31D0)]
+    expected = {
+        7: [(0x5F6FB709, 0x0D893F64, 0x4F121F81, 0x4F730A48), (0x5207DDC2, 0x45165E59, 0x4D8EE751, 0x8C52F662),
+            (0x4DFCCABA, 0x190A87F0, 0xC47362BA, 0xB6B5242A)],
+        10: [(0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8), (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
+             (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)],
+    }[rounds]
+    for args, words in zip(arguments, expected):
+        assert tuple(int(word) for word in philox4x32(*args, rounds=rounds)) == words
 
 
 def test_reference_rounding_is_unbiased_and_lands_on_a_neighbour():
@@ -145,6 +149,16 @@ def test_bits_depend_on_seed_step_group_and_tensor():
         assert abs(float(words[a].double().mean()) / 2**16 - 0.5) < 0.02
         for b in range(a):
             assert float((words[a] == words[b]).double().mean()) < 0.01
+
+
+def test_random_bits_are_balanced_in_every_bit_and_column():
+    # 2**16 elements, i.e. 8192 Philox calls: each of the 16 bits, in each of the 8 columns of a row
+    # (output word j // 2, half j % 2), is set in half the elements of that column (8192 of them:
+    # standard deviation 0.0055), and consecutive rows do not repeat.
+    bits = kernel_random_bits(2**16, seed=2**40 + 17, step=3, stream=1, index=5).reshape(-1, 8)
+    shares = ((bits[:, :, None] >> torch.arange(16)) & 1).double().mean(0)  # (column, bit)
+    assert float((shares - 0.5).abs().max()) < 0.03
+    assert not bool((bits[1:] == bits[:-1]).all(1).any())
 
 
 def test_constant_gradient_ema_follows_fp32_momentum():
