@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 BLOCK = 2048  # lion_triton._BLOCK (test shapes only: the random bits do not depend on it)
-PHILOX_ROUNDS = 10  # lion_triton._PHILOX_ROUNDS
+PHILOX_ROUNDS = 7  # lion_triton._PHILOX_ROUNDS
 _LOW32 = 0xFFFFFFFF
 
 
@@ -35,7 +35,7 @@ def philox4x32(c0, c1, c2, c3, k0: int, k1: int, rounds: int = 10) -> list[torch
 def kernel_random_bits(numel: int, *, seed: int, step: int, stream: int, index: int) -> torch.Tensor:
     """The 16 random bits the kernel adds to each of a tensor's ``numel`` elements (int64).
 
-    Element ``i`` takes Philox4x32-10 with counter ``(i // 8, index, stream, step)`` and key ``(seed low
+    Element ``i`` takes Philox4x32-7 with counter ``(i // 8, index, stream, step)`` and key ``(seed low
     word, seed high word)``: output word ``(i % 8) // 2``, its low half for even ``i`` and its high
     half for odd ``i``. So the 8 elements of a row use all 128 bits of one call, and the bits do not
     depend on how the kernel splits a tensor into blocks."""
