@@ -69,6 +69,8 @@ from lion_bench.optimizers.lion import CAUTIOUS_MIN_FRACTION
 # params and state; 32 elements per thread (8192 / 8 warps) lost up to 23% with bf16.
 _BLOCK = 2048
 _NUM_WARPS = 4
+# Rows per piece of a tensor's last block (masked): one per thread.
+_TAIL_ROWS = tl.constexpr(32 * _NUM_WARPS)
 _SUPPORTED_PARAM_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.complex64)
 _SUPPORTED_STATE_DTYPES = (torch.float32, torch.bfloat16, torch.complex64)
 # Philox4x32 rounds for the stochastic-rounding bits. Salmon et al. 2011 ("Parallel random numbers:
@@ -227,7 +229,6 @@ def _lion_kernel(
     M_DTYPE: tl.constexpr,
     BLOCK: tl.constexpr,
     ROW: tl.constexpr,  # elements per row of the block: 16 bytes of the narrowest dtype; 2 (a pair) when COMPLEX
-    TAIL: tl.constexpr,  # elements per piece of a tensor's last block: ROW * threads per program
     ALIGNED: tl.constexpr,
     CAUTIOUS: tl.constexpr,  # 0: off, 1: count agreements, 2: apply with counts
     CAUTIOUS_MIN_FRACTION: tl.constexpr,  # floor of the kept fraction (lion.CAUTIOUS_MIN_FRACTION)
@@ -290,10 +291,10 @@ def _lion_kernel(
         # A tensor's last block, in pieces of one row per thread: its masked accesses are one element
         # wide, and a whole block of them would hold more registers than the full blocks need (the
         # kernel's register count, and so the programs per SM, is that of its hungriest path).
-        tail_rows = tl.arange(0, TAIL // ROW)
+        tail_rows = tl.arange(0, _TAIL_ROWS)
         tail_offsets = tail_rows[:, None] * ROW + tl.arange(0, ROW)[None, :]
-        for piece in range(0, tl.cdiv(num_remaining.to(tl.int32), TAIL)):
-            done = piece * TAIL
+        for piece in range(0, tl.cdiv(num_remaining.to(tl.int32), _TAIL_ROWS * ROW)):
+            done = piece * (_TAIL_ROWS * ROW)
             _lion_block(param_ptr + done, grad_ptr + done, exp_avg_ptr + done, agreement_ptr, nonfinite_ptr,
                         tail_rows, tail_offsets, (num_remaining - done).to(tl.int32), lr, decay, cautious_scale,
                         beta1, one_minus_beta1, beta2, one_minus_beta2, first_row + done // ROW, index, stream,
@@ -594,7 +595,6 @@ def lion_update_triton(
                     M_DTYPE=m_dtype,
                     BLOCK=_BLOCK,
                     ROW=launch.row,
-                    TAIL=launch.row * 32 * _NUM_WARPS,
                     ALIGNED=launch.aligned,
                     CAUTIOUS=cautious_pass,
                     CAUTIOUS_MIN_FRACTION=CAUTIOUS_MIN_FRACTION,

@@ -403,7 +403,7 @@ FLAG_NUMEL = 2 * 2048 + 1500
 @pytest.mark.parametrize("position", [3001, 5500])
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
 def test_nonfinite_flag_catches_each_kind_in_full_blocks_and_tail_pieces(bad_value, position, state_dtype):
-    params = [torch.nn.Parameter(torch.zeros(FLAG_NUMEL, device=DEVICE)), torch.nn.Parameter(torch.zeros(3, device=DEVICE))]
+    params = [torch.nn.Parameter(torch.zeros(n, device=DEVICE)) for n in (FLAG_NUMEL, 3)]
     optimizer = Lion(params, lr=LR, use_triton=True, state_dtype=state_dtype)
     set_grads(params, seed=0)
     # Finite extremes leave it clear: the largest and smallest fp32 magnitudes, signed zeros.
