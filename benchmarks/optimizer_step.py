@@ -330,7 +330,9 @@ def main(argv: list[str] | None = None) -> None:
                         __import__(row.needs)
                     except ImportError:
                         continue
-                variants = [False, True] if args.graph and row_key.startswith("lion-triton") else [False]
+                # CUDA graphs need CUDA: a dry run leaves those variants out.
+                graphed = args.graph and row_key.startswith("lion-triton") and device.type == "cuda"
+                variants = [False, True] if graphed else [False]
                 for graph in variants:
                     try:
                         results = time_row(row, params, tuple(args.timings), graph=graph)
