@@ -47,6 +47,11 @@ def _log_ticks(axis, values, which: str = "x") -> None:
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     values = sorted(set(float(value) for value in values if value > 0))
+    kept: list[float] = []
+    for value in values:  # values within a factor 1.5 of a kept tick would print over it (3e-4 and 3.33e-4)
+        if not kept or value / kept[-1] >= 1.5:
+            kept.append(value)
+    values = kept
     target = axis.xaxis if which == "x" else axis.yaxis
     if 0 < len(values) <= MAX_TICKS:
         target.set_major_locator(FixedLocator(values))
