@@ -32,21 +32,19 @@ markdown table per part, then a summary table last.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-import triton
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import optimizer_step  # noqa: E402
+from run_metadata import run_metadata  # noqa: E402
 
 from lion_bench.optimizers import Lion, build_scheduler, param_groups  # noqa: E402
 from lion_bench.tasks.corpus import embedded_corpus, interleaved_split, local_corpus  # noqa: E402
@@ -256,15 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("bf16_momentum.py needs a CUDA device (or --dry-run)")
         device, device_name = torch.device("cuda"), torch.cuda.get_device_name()
         ema_numel, shapes = 1 << 20, {name: optimizer_step.SHAPES[name] for name in args.shapes}
-    meta = {
-        "device": device_name,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "git_sha": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        or "unknown",
-    }
+    meta = run_metadata(device_name)
     print(json.dumps(meta), flush=True)
     out = open(args.out, "a") if args.out else None
 

@@ -23,10 +23,8 @@ Prints a markdown table; ``--out`` also writes one JSON line per row and timing.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ import triton
 import triton.testing
 
 from lion_bench.optimizers.lion import Lion, lion_update_foreach
+from run_metadata import run_metadata
 
 
 @dataclass(frozen=True)
@@ -305,16 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         device = torch.device("cuda")
         copy_gbps, device_name = copy_bandwidth(device), torch.cuda.get_device_name(device)
         shapes, rows = {name: SHAPES[name] for name in args.shapes}, args.rows
-    meta = {
-        "device": device_name,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "git_sha": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        or "unknown",
-        "copy_gbps": round(copy_gbps, 1),
-    }
+    meta = run_metadata(device_name, copy_gbps=round(copy_gbps, 1))
     print(json.dumps(meta))
     out = open(args.out, "a") if args.out else None
     lines = ["| shape | params | row | state | median ms (20-80%) | GB/s | % of copy | state MiB | host us/step |",

@@ -28,10 +28,8 @@ the top operators by host and by GPU time, with GPU busy time per step against w
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from hydra import compose, initialize_config_module
 from lion_bench.optimizers.registry import build_optimizer
 from lion_bench.tasks import build_task
 from lion_bench.trainer import train
+from run_metadata import run_metadata
 
 MODEL = ["task.model.seq_len=1024", "task.model.d_model=512", "task.model.n_layer=6", "task.model.n_head=8"]
 COMMON = [*MODEL, "trainer.batch_size=16", "trainer.grad_clip=0.5", "trainer.precision=bf16", "trainer.progress=false",
@@ -162,11 +161,6 @@ def profile(out_dir: Path, optimizers: list[str]) -> None:
     (out_dir / "summary.txt").write_text("\n".join(lines) + "\n")
 
 
-def git_sha() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizers", nargs="+", default=["adamw", "lion"])
@@ -183,9 +177,7 @@ def main() -> None:
     if args.profile:
         profile(args.profile, args.optimizers)
         return
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "git_sha": git_sha(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv), "steps": args.steps, "window": list(args.window)}
+    meta = run_metadata(torch.cuda.get_device_name(), steps=args.steps, window=list(args.window))
     rows = []
     for optimizer in args.optimizers:
         impl = ["optimizer.impl=triton"] if optimizer == "lion" else ["optimizer.impl=fused"]
