@@ -34,10 +34,3 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["seeds"] = ",".join(str(seed) for seed in sorted(arm["seed"].unique()))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def arm_runs(runs: pd.DataFrame, arm: pd.Series) -> pd.DataFrame:
-    mask = pd.Series(True, index=runs.index)
-    for key in ARM_KEYS:
-        mask &= runs[key] == arm[key]
-    return runs[mask]
