@@ -1,4 +1,5 @@
-"""Compose the real Hydra config tree with overrides (imported by tests as ``from compose import ...``)."""
+"""Helpers shared by the tests (imported as ``from compose import ...``): the real Hydra config tree composed
+with overrides, tiny-model overrides, a logger that interrupts a run."""
 
 from __future__ import annotations
 
@@ -23,3 +24,17 @@ TINY_TEXT = [
 def compose_config(overrides: list[str] = ()) -> DictConfig:
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides))
+
+
+class InterruptAt:
+    """A logger that stops the run at ``step`` the way Ctrl-C or SLURM's SIGTERM would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def log(self, row):
+        if row["step"] == self.step:
+            raise KeyboardInterrupt
+
+    def finish(self, record):
+        pass

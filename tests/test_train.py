@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from compose import TINY_TEXT, compose_config
+from compose import TINY_TEXT, InterruptAt, compose_config
 
 from lion_bench.runs.store import read_metrics, read_record
 from lion_bench.runs.record import Status
@@ -89,17 +89,9 @@ def test_divergence_is_a_result_found_within_log_every_steps(tmp_path, log_every
 
 
 def test_interrupt_flushes_record(tmp_path):
-    class InterruptAt:
-        def log(self, row):
-            if row["step"] >= 3:
-                raise KeyboardInterrupt
-
-        def finish(self, record):
-            pass
-
     cfg = compose_config(["task=quadratic", "trainer.max_steps=50", "trainer.log_every=1", "trainer.progress=false"])
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path, loggers=[InterruptAt()])
+        train(cfg, tmp_path, loggers=[InterruptAt(3)])
     record = read_record(tmp_path)
     assert record["status"] == "interrupted" and record["steps"] == 3
     assert [row["step"] for row in read_metrics(tmp_path)] == [1, 2, 3]

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from compose import InterruptAt
 from hydra import compose, initialize_config_module
 
 from lion_bench.runs.loggers import build_loggers
@@ -136,16 +137,8 @@ def test_a_resumed_trial_continues_its_own_wandb_run(wandb_env):
     first, again, other = init_kwargs(cfg, run_dir), init_kwargs(cfg, run_dir), init_kwargs(cfg, wandb_env / "other")
     assert first["id"] == again["id"] != other["id"] and first["resume"] == "allow"
 
-    class InterruptAt8:
-        def log(self, row):
-            if row["step"] == 8:
-                raise KeyboardInterrupt
-
-        def finish(self, record):
-            pass
-
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, run_dir, [*build_loggers(cfg, run_dir), InterruptAt8()])
+        train(cfg, run_dir, [*build_loggers(cfg, run_dir), InterruptAt(8)])
     time.sleep(1.1)  # W&B names offline runs by the second they start
     record = train(cfg, run_dir, build_loggers(cfg, run_dir))
     assert record.resumed_from_step == 5

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from compose import compose_config
+from compose import InterruptAt, compose_config
 
 from lion_bench.runs.checkpoint import CHECKPOINT_FILE
 from lion_bench.runs.errors import DamagedFile
@@ -29,16 +29,8 @@ def clean(tmp_path_factory):
     directory = tmp_path_factory.mktemp("clean")
     record = train(compose_config(OVERRIDES), directory / "whole")
 
-    class StopAt9:
-        def log(self, row):
-            if row["step"] == 9:
-                raise KeyboardInterrupt
-
-        def finish(self, record):
-            pass
-
     with pytest.raises(KeyboardInterrupt):
-        train(compose_config(OVERRIDES), directory / "stopped", loggers=[StopAt9()])
+        train(compose_config(OVERRIDES), directory / "stopped", loggers=[InterruptAt(9)])
     return record, (directory / "stopped" / CHECKPOINT_FILE).read_bytes()
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from compose import TINY_TEXT, compose_config
+from compose import TINY_TEXT, InterruptAt, compose_config
 
 from lion_bench.runs.checkpoint import CHECKPOINT_FILE
 from lion_bench.runs.record import RunRecord, Status
@@ -14,19 +14,6 @@ from lion_bench.runs.store import RUN_FILE, read_metrics, read_record, write_rec
 from lion_bench.sweeps.resume import read_attempts, run_trial
 from lion_bench.trainer import train
 
-
-class InterruptAt:
-    """A logger that stops the run at ``step`` the way Ctrl-C or SLURM's SIGTERM would."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def log(self, row):
-        if row["step"] == self.step:
-            raise KeyboardInterrupt
-
-    def finish(self, record):
-        pass
 
 
 @pytest.mark.parametrize("optimizer", ["lion", "adamw"])
