@@ -1,22 +1,23 @@
 """What a verdict belongs to: a run's *setup* (everything but the optimizer, its lr, weight decay and
-betas, and the seed), the contexts claims are judged in, and readable labels for them.
+betas, and the seed), the contexts claims are judged in, and the labels people read them by.
 
 A setup holds the task, model, data fingerprint, batch size, steps, schedule and resolved warmup,
-clipping, resolved precision and device type, the evaluation, and the committed study a run belongs
-to. Keys that only say where or how a run was reported (paths, logging, checkpoints) are left out.
-A claim's context is a setup plus what the claim keeps fixed beyond it (the AdamW reference lr,
-each optimizer's weight decay, ...); labels are built from those fields, never a bare hash.
+clipping, resolved precision and device type, and the evaluation. Keys that only say where or how a run was
+reported (paths, logging, checkpoints) are left out. A claim's context is a setup plus what the claim keeps
+fixed beyond it (the AdamW reference lr, each optimizer's weight decay, ...). Contexts are labelled by what
+differs between the ones shown together (``short_labels``), with the full setting in a legend
+(``describe``); never by a bare hash.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
+from lion_bench.results.format import count, short_number
 from lion_bench.runs.identity import config_hash
 from lion_bench.runs.record import RunRecord
+from lion_bench.schema import resolve_warmup
 
 # Top-level config keys that are not the setup: the optimizer and its ratios, the seed, and reporting.
 NON_SETUP_KEYS = ("optimizer", "arm", "base", "seed", "device", "logger", "output_root", "hydra", "sweep")
@@ -32,12 +33,13 @@ NON_SETUP_PATHS = frozenset({
 })
 # Setup fields a budget context (batch size compared at a fixed token budget) does not hold.
 PER_BATCH_FIELDS = ("batch_size", "steps", "warmup_steps")
-# Fields the label spells out in its own words; any other field appears as key=value where contexts differ.
-NAMED_FIELDS = frozenset({
-    "task", "task.model.n_layer", "task.model.d_model", "task.model.seq_len", "batch_size", "steps",
-    "budget", "schedule", "trainer.schedule.name", "precision", "device_type", "data_sha", "data_source",
-    "study",
-})
+# How fields read in a label: name -> a function of the value (None: "name=value").
+NAMED = {
+    "task": str, "batch_size": lambda value: f"bs{value}", "steps": lambda value: f"{value} steps",
+    "trainer.schedule.name": str, "precision": str, "device_type": str,
+    "warmup_steps": lambda value: f"warmup {value}", "data_sha": lambda value: f"data {str(value)[:6]}",
+    "data_source": lambda value: f"{value} corpus",
+}
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -63,23 +65,11 @@ def planned_steps(record: RunRecord) -> int:
 
 
 def warmup(record: RunRecord, steps: int) -> tuple[int, float | None]:
-    """(resolved warmup steps, warmup fraction or None when warmup was given in steps)."""
+    """(resolved warmup steps, warmup fraction or None when warmup was given in steps), by the rule the
+    trainer used (``schema.resolve_warmup``)."""
     schedule = (record.config.get("trainer") or {}).get("schedule") or {}
     fraction = schedule.get("warmup_fraction")
-    if fraction is not None:
-        return round(float(fraction) * steps), float(fraction)
-    return int(schedule.get("warmup_steps") or 0), None
-
-
-def study_of(run_dir: str) -> str | None:
-    """The committed study a run directory lies in: the nearest directory above it holding a README.md
-    and a runs/ folder (``results/<study>/``). Its runs never pool with runs from elsewhere."""
-    if run_dir.startswith("wandb:"):
-        return None
-    for parent in Path(run_dir).resolve().parents:
-        if (parent / "README.md").is_file() and (parent / "runs").is_dir():
-            return parent.name
-    return None
+    return resolve_warmup(schedule, steps), (float(fraction) if fraction is not None else None)
 
 
 def short_source(source: Any) -> str | None:
@@ -90,11 +80,11 @@ def short_source(source: Any) -> str | None:
     if kind == "python-stdlib":
         return "stdlib"
     if kind == "local" and where:
-        return Path(where).name
+        return where.rstrip("/").rsplit("/", 1)[-1]
     return kind
 
 
-def setup_fields(record: RunRecord, source: str) -> dict[str, Any]:
+def setup_fields(record: RunRecord) -> dict[str, Any]:
     """The fields runs must share to be compared (all but the optimizer's settings and the seed)."""
     config = {key: value for key, value in record.config.items() if key not in NON_SETUP_KEYS}
     fields = {path: value for path, value in flatten(config).items() if path not in NON_SETUP_PATHS}
@@ -106,7 +96,6 @@ def setup_fields(record: RunRecord, source: str) -> dict[str, Any]:
         task=record.task, batch_size=int(record.batch_size), steps=steps, warmup_steps=warmup_steps,
         precision=record.environment.get("precision"), device_type=record.environment.get("device_type"),
         data_sha=sha[:12] if isinstance(sha, str) else None, data_source=short_source(data.get("source")),
-        study=study_of(source),
     )
     return fields
 
@@ -125,32 +114,19 @@ def budget_fields(record: RunRecord, setup: Mapping[str, Any]) -> dict[str, Any]
     return fields
 
 
+def without(fields: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if key not in keys}
+
+
 def fields_id(fields: Mapping[str, Any]) -> str:
     return config_hash(dict(fields), drop=(), drop_trainer=(), num_hex=10)
 
 
 # --- labels ------------------------------------------------------------------------------------------
-
-def short_number(value: Any) -> str:
-    """1e-3, 3.33e-4, 0.1, 0, 800: numbers as people write them in a label."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if value == 0:
-        return "0"
-    if isinstance(value, int) or 1e-2 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-
-
-def count(value: float) -> str:
-    """13107200 -> 13.1M."""
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.3g}"
+def _value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_value(item) for item in value)
+    return short_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _model(fields: Mapping[str, Any]) -> str:
@@ -174,43 +150,48 @@ def _length(fields: Mapping[str, Any]) -> str:
 
 
 def _warmup(fields: Mapping[str, Any]) -> str:
-    kind, amount = fields.get("warmup") or (None, None)
+    kind, amount = fields.get("warmup") or ("steps", fields.get("warmup_steps"))
     if kind == "fraction":
         return f"warmup {amount:.0%}"
-    return f"warmup {amount} steps" if kind == "steps" else ""
+    return f"warmup {amount}" if amount is not None else ""
 
 
-def _data(fields: Mapping[str, Any]) -> str:
-    parts = [part for part in (fields.get("data_source"), (fields.get("data_sha") or "")[:6]) if part]
-    return " ".join(parts)
+def describe(fields: Mapping[str, Any]) -> str:
+    """The whole setting, for the legend: task, model, batch, length, schedule, device, data, and every other
+    field as key=value."""
+    named = {"task", "task.model.n_layer", "task.model.d_model", "task.model.seq_len", "batch_size", "steps",
+             "budget", "trainer.schedule.name", "warmup", "warmup_steps", "precision", "device_type", "data_sha",
+             "data_source"}
+    head = [str(fields.get("task") or "?"), _model(fields)]
+    if "budget" not in fields:
+        head.append(f"bs{fields.get('batch_size')}")
+    head += [_length(fields), str(fields.get("trainer.schedule.name") or ""), _warmup(fields),
+             " ".join(str(part) for part in (fields.get("device_type"), fields.get("precision")) if part)]
+    data = " ".join(str(part) for part in (fields.get("data_source"), (fields.get("data_sha") or "")[:6]) if part)
+    rest = [f"{key.rsplit('.', 1)[-1]}={_value(value)}" for key, value in sorted(fields.items())
+            if key not in named and value is not None]
+    return ", ".join(part for part in (" ".join(p for p in head if p), data, *rest) if part)
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(_value(item) for item in value)
-    return short_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-
-def setup_labels(setups: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str, str]]:
-    """Setup id -> (head, device, tail) of its label. Head: task, model, batch, length, schedule; device:
-    device type and precision; tail: data source and fingerprint, then ``key=value`` for every other field
-    whose value differs between the setups given, then the committed study."""
-    keys = sorted({key for fields in setups.values() for key in fields} - NAMED_FIELDS - {"warmup"})
+def short_labels(setups: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Setup id -> what sets it apart from the other setups given (``bs64, 500 steps``); the task and
+    model when there is only one (or nothing differs)."""
+    keys = sorted({key for fields in setups.values() for key in fields})
     differing = [key for key in keys if len({repr(fields.get(key)) for fields in setups.values()}) > 1]
-    short_names = {key: key.rsplit(".", 1)[-1] for key in differing}
-    if len(set(short_names.values())) < len(short_names):
-        short_names = {key: key for key in differing}
     labels = {}
     for setup_id, fields in setups.items():
-        head = [fields.get("task") or "?", _model(fields)]
-        if "budget" not in fields:
-            head.append(f"bs{fields.get('batch_size')}")
-        head += [_length(fields), str(fields.get("trainer.schedule.name") or ""), _warmup(fields)]
-        device = " ".join(str(part) for part in (fields.get("device_type"), fields.get("precision")) if part)
-        tail = [_data(fields), *(f"{short_names[key]}={_value(fields.get(key))}" for key in differing)]
-        if fields.get("study"):
-            tail.append(f"study {fields['study']}")
-        labels[setup_id] = (" ".join(part for part in head if part), device, ", ".join(part for part in tail if part))
+        parts = []
+        for key in differing:
+            value = fields.get(key)
+            if key in NAMED:
+                parts.append(NAMED[key](value) if value is not None else f"no {key}")
+            elif key == "budget":
+                parts.append(_length(fields))
+            elif key == "warmup":
+                parts.append(_warmup(fields))
+            else:
+                parts.append(f"{key.rsplit('.', 1)[-1]}={_value(value)}")
+        labels[setup_id] = ", ".join(parts) or " ".join(p for p in (str(fields.get("task") or "?"), _model(fields)) if p)
     return labels
 
 
@@ -218,9 +199,9 @@ def setup_labels(setups: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str
 class Context:
     """One column of the verdict map: a setup (or budget setup) and what the claim fixes beyond it."""
 
-    setup: str  # setup id (budget setup id for batch-size claims)
-    fixed: tuple[str, ...] = ()  # what the label shows after the setup's head and device ("AdamW lr 1e-3")
+    setup: str  # setup id (budget setup id for batch-size claims; a cross-setup id for cross-task claims)
+    fixed: tuple[str, ...] = ()  # what the label shows after the setup's ("AdamW lr 1e-3", "wd 0")
+    attrs: tuple[tuple[str, Any], ...] = ()  # what a protocol question may select it by ("reference_lr", 1e-3)
 
-    def label(self, setup_labels: Mapping[str, tuple[str, str, str]]) -> str:
-        head, device, tail = setup_labels[self.setup]
-        return ", ".join(part for part in (head, device, *self.fixed, tail) if part)
+    def label(self, setup_labels: Mapping[str, str]) -> str:
+        return ", ".join(part for part in (setup_labels.get(self.setup, ""), *self.fixed) if part)

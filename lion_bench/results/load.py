@@ -1,30 +1,32 @@
 """Run records -> tidy pandas tables: one row per run (``runs``) and one per logged step (``curves``).
 
 Only runs that ended as ``finished`` or ``diverged`` are results; anything else (no run.json yet,
-unreadable or invalid, interrupted, failed, or a record the report cannot read) is skipped with a
-warning that names it.
+unreadable or invalid, interrupted, failed, or a record with values no comparison can use: an lr that is not
+a positive finite number, a seed that is not a whole number) is skipped with a warning that names it and
+why. Metrics are read line by line and only the columns the report uses are kept, so a long metrics file
+costs memory for its numbers, not its text.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
-from lion_bench.results.contexts import budget_fields, fields_id, setup_fields
-from lion_bench.runs.errors import RecordError
+from lion_bench.results.contexts import budget_fields, fields_id, planned_steps, setup_fields
+from lion_bench.results.protocol import family_of
+from lion_bench.runs.errors import DamagedFile, RecordError
 from lion_bench.runs.record import RunRecord
-from lion_bench.runs.store import METRICS_FILE, RUN_FILE, read_metrics, read_record
+from lion_bench.runs.store import METRICS_FILE, RUN_FILE, metrics_row_problem, read_record
 
 # Optimizer switches that change the algorithm; a run with one on is a different optimizer label.
 VARIANT_FLAGS = ("cautious", "decoupled_weight_decay", "decay_vectors")
-# The early window: evaluations in the first quarter of a run (lion-pytorch update 3's "early results").
-EARLY_FRACTION = 0.25
-CURVE_KEYS = ("step", "tokens", "train_loss", "lr", "val_loss", "val_bpc")
+CURVE_KEYS = ("step", "tokens", "train_loss", "val_loss")
 
 
 class SkippedRun(UserWarning):
@@ -34,10 +36,9 @@ class SkippedRun(UserWarning):
 def _number(value: Any) -> float:
     """A float, NaN for null/missing/non-numeric (W&B may hand back 'NaN' or 'Infinity' strings)."""
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return math.nan
-    return number
 
 
 def optimizer_label(record: RunRecord) -> str:
@@ -63,44 +64,43 @@ def as_record(record: Any) -> RunRecord | str:
     return record
 
 
-def early_metrics(rows: list[Mapping[str, Any]], steps: int) -> dict[str, Any]:
-    """The early window of one run's evaluations: the steps evaluated in the first quarter of its planned
-    steps, the mean val loss over them, and the val loss at 25% of the steps (linear between the
-    evaluations around it when none falls there)."""
-    quarter = EARLY_FRACTION * steps
-    evaluations = sorted((int(row["step"]), _number(row.get("val_loss"))) for row in rows
-                         if row.get("val_loss") is not None and row.get("step") is not None)
-    early = [(step, loss) for step, loss in evaluations if step <= quarter]
-    losses = np.array([loss for _, loss in early], dtype=float)
-    at_quarter = math.nan
-    after = [(step, loss) for step, loss in evaluations if step >= quarter]
-    if early and after:
-        (step_a, loss_a), (step_b, loss_b) = early[-1], after[0]
-        at_quarter = loss_a if step_b == step_a else loss_a + (loss_b - loss_a) * (quarter - step_a) / (step_b - step_a)
-    return {
-        "early_eval_steps": ",".join(str(step) for step, _ in early),
-        "early_val_loss": float(losses.mean()) if len(losses) and np.isfinite(losses).all() else math.nan,
-        "quarter_val_loss": at_quarter,
-    }
+def unusable(record: RunRecord) -> str | None:
+    """Why a valid record holds values no comparison can use, or None."""
+    hyper = record.hyperparameters or {}
+    for key, low in (("lr", 0.0), ("base_lr", 0.0), ("lr_divisor", 0.0)):
+        value = _number(hyper.get(key))
+        if not (math.isfinite(value) and value > low):
+            return f"hyperparameters.{key} is {hyper.get(key)!r}, not a positive finite number"
+    for key in ("weight_decay", "base_weight_decay", "wd_multiplier"):
+        value = _number(hyper.get(key))
+        if not (math.isfinite(value) and value >= 0):
+            return f"hyperparameters.{key} is {hyper.get(key)!r}, not a finite number >= 0"
+    if not (isinstance(record.batch_size, int) and record.batch_size >= 1):
+        return f"batch_size is {record.batch_size!r}"
+    return None
 
 
-def run_row(record: RunRecord, source: str, metrics: list[Mapping[str, Any]]) -> dict[str, Any]:
+def run_row(record: RunRecord, source: str) -> dict[str, Any]:
     hyper = record.hyperparameters
     betas = [float(beta) for beta in hyper["betas"]]
-    sweep = record.config.get("sweep")
     total_s = _number(record.time_s.get("total"))
-    setup = setup_fields(record, source)
+    setup = setup_fields(record)
     budget = budget_fields(record, setup)
     lr, weight_decay = float(hyper["lr"]), float(hyper["weight_decay"])
+    family, study = family_of(source, record.sweep)
+    schedule = ((record.config.get("trainer") or {}).get("schedule") or {})
     return {
         "source": source,
         "trial_id": record.trial_id,
         "status": record.status.value,
+        "family": family,
+        "study": study,
+        "sweep": record.sweep,
         "task": record.task,
         "setup": fields_id(setup),
         "budget_setup": fields_id(budget),
         "optimizer": optimizer_label(record),
-        "family": record.optimizer,
+        "optimizer_family": record.optimizer,
         "seed": int(record.seed),
         "batch_size": int(record.batch_size),
         "lr": lr,
@@ -117,23 +117,21 @@ def run_row(record: RunRecord, source: str, metrics: list[Mapping[str, Any]]) ->
         "final_val_bpc": _number(record.final.get("val_bpc")),
         "best_val_loss": _number(record.best.get("val_loss")),
         "initial_train_loss": _number(record.initial_train_loss),
-        **early_metrics(metrics, setup["steps"]),
         "steps": record.steps,
-        "planned_steps": setup["steps"],
+        "planned_steps": planned_steps(record),
         "warmup_steps": setup["warmup_steps"],
         "budget": budget["budget"][0],
         "tokens": record.tokens,
-        "schedule": (((record.config.get("trainer") or {}).get("schedule") or {}).get("name")),
-        # Steady-state training throughput; None in records written before it was measured.
+        "schedule": schedule.get("name"),
+        "final_fraction": _number(schedule.get("final_fraction")),
+        "optimizer_state_bytes": _number(record.optimizer_state_bytes),
+        "state_dtype": (record.config.get("optimizer") or {}).get("state_dtype"),
+        # Steady-state training throughput; NaN in records written before it was measured.
         "train_tokens_per_s": _number(record.train_tokens_per_s),
-        # Wall clock over everything (evaluation, checkpoints, start-up): not a throughput.
-        "wall_tokens_per_s": record.tokens / total_s if total_s and total_s > 0 else math.nan,
         "wall_time_s": total_s,
-        "sweep": sweep.get("name") if isinstance(sweep, Mapping) else sweep,
         "device_type": setup["device_type"],
         "precision": setup["precision"],
         "device_name": record.environment.get("device_name"),
-        "study": setup["study"],
         "git_sha": record.environment.get("git_sha"),
         "unit": record.unit,
         "setup_fields": setup,
@@ -141,19 +139,31 @@ def run_row(record: RunRecord, source: str, metrics: list[Mapping[str, Any]]) ->
     }
 
 
-def tables(records: Iterable[tuple[str, Any, list[dict[str, Any]]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, curves) from (source, record, metrics rows) triples, where a record is a RunRecord, a
-    run.json-shaped dict, None (missing) or the RecordError reading it raised. Unusable records warn
-    and are skipped. Rows come sorted by source, so nothing downstream depends on the reading order."""
+def curve_arrays(rows: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The curve columns of metrics rows as float arrays (NaN where a row lacks one)."""
+    columns: dict[str, list[float]] = {key: [] for key in CURVE_KEYS}
+    for row in rows:
+        for key in CURVE_KEYS:
+            columns[key].append(_number(row.get(key)))
+    return {key: np.asarray(values, dtype=float) for key, values in columns.items()}
+
+
+def tables(records: Iterable[tuple[str, Any, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, curves) from (source, record, metrics) triples, where a record is a RunRecord, a run.json-shaped
+    dict, None (missing) or the RecordError reading it raised, and metrics are rows or a callable returning
+    an iterator of rows (read only for kept runs). Unusable records warn and are skipped. Rows come sorted by
+    source, so nothing downstream depends on the reading order."""
     rows, curves = [], []
     for source, record, metrics in sorted(records, key=lambda triple: str(triple[0])):
         record = as_record(record)
+        if isinstance(record, RunRecord):
+            problem = unusable(record)
+            record = problem if problem else record
         if isinstance(record, str):
             warnings.warn(f"skipping {source}: {record}", SkippedRun, stacklevel=2)
             continue
-        metrics = [row for row in metrics if isinstance(row, Mapping)]
         try:
-            row = run_row(record, source, metrics)
+            row = run_row(record, source)
         # A record that validates can still hold values no report can use (a config that is not a
         # mapping, a step that is not a number): skip the run, never stop the report.
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -161,29 +171,53 @@ def tables(records: Iterable[tuple[str, Any, list[dict[str, Any]]]]) -> tuple[pd
                           stacklevel=2)
             continue
         rows.append(row)
-        for metric in metrics:
-            curves.append({"source": source, **{key: metric.get(key) for key in CURVE_KEYS}})
-    runs = pd.DataFrame(rows, columns=None if rows else ["source", "trial_id", "status", "setup", "budget_setup"])
+        arrays = curve_arrays(metrics() if callable(metrics) else
+                              (metric for metric in metrics if isinstance(metric, Mapping)))
+        curves.append(pd.DataFrame({"source": source, **arrays}))
+    runs = pd.DataFrame(rows, columns=None if rows else ["source", "trial_id", "status", "family", "setup",
+                                                          "budget_setup"])
     if len(runs):
         duplicated = runs.duplicated("trial_id", keep="last")
         for source in runs.loc[duplicated, "source"]:
             warnings.warn(f"skipping {source}: an identical trial is loaded from a later source", SkippedRun)
         runs = runs.loc[~duplicated].reset_index(drop=True)
-    curves = pd.DataFrame(curves, columns=["source", *CURVE_KEYS])
-    curves = curves[curves["source"].isin(set(runs["source"]))]
-    curves = curves.assign(**{key: pd.to_numeric(curves[key], errors="coerce") for key in CURVE_KEYS})
+    curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["source", *CURVE_KEYS])
+    curves = curves[curves["source"].isin(set(runs["source"]))].reset_index(drop=True)
     return runs, curves
 
 
-def _read(run_dir: Path) -> tuple[RunRecord | RecordError | None, list[dict[str, Any]]]:
+def iter_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """Rows of ``metrics.jsonl``, one line at a time. A line that is not a row (not JSON, not an object, no
+    integer step; a torn last line of a killed run) is skipped with a DamagedFile warning naming file:line."""
+    path = Path(run_dir) / METRICS_FILE
     try:
-        record = read_record(run_dir)
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        warnings.warn(f"{path}: cannot be read ({error.strerror or error}); no curve for this run", DamagedFile)
+        return
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw.decode("utf-8"))
+            except ValueError:
+                warnings.warn(f"{path}:{number}: not JSON (a torn line of a killed run?); line skipped", DamagedFile)
+                continue
+            why = metrics_row_problem(value) if isinstance(value, dict) else f"{type(value).__name__}, not an object"
+            if why:
+                warnings.warn(f"{path}:{number}: {why}; line skipped", DamagedFile)
+                continue
+            yield value
+
+
+def _read(run_dir: Path) -> RunRecord | RecordError | None:
+    try:
+        return read_record(run_dir)
     except RecordError as error:
-        return error, []
-    try:
-        return record, read_metrics(run_dir)
-    except (OSError, UnicodeDecodeError) as error:
-        return RecordError(f"{Path(run_dir) / METRICS_FILE} cannot be read ({error})"), []
+        return error
 
 
 def find_run_dirs(root: Path) -> list[Path]:
@@ -200,5 +234,5 @@ def load_local(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     triples = []
     for root in paths:
         for run_dir in find_run_dirs(Path(root)):
-            triples.append((str(run_dir), *_read(run_dir)))
+            triples.append((str(run_dir), _read(run_dir), lambda run_dir=run_dir: iter_metrics(run_dir)))
     return tables(triples)

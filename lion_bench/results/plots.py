@@ -1,22 +1,32 @@
-"""Report figures (PNG, matplotlib's Agg backend): per setup, final loss against lr for each optimizer and
-weight decay; per judged context, the loss curves of the arms compared (spread over seeds) and, for batch
-size, each optimizer's best loss against batch size."""
+"""Report figures (PNG, matplotlib's Agg backend): per setup with both optimizers, final loss against lr
+(Lion's points labelled by their divisor of AdamW's best lr, each optimizer's best marked); per update-3
+context, the two arms' loss curves over tokens with the early budget and the crossing; per update-7 context,
+each optimizer's best loss against batch size."""
 
 from __future__ import annotations
 
 import math
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lion_bench.results.claims import Verdict, label_map
-from lion_bench.results.contexts import Context, short_number
-from lion_bench.results.load import EARLY_FRACTION
+from lion_bench.results.claims.base import Cell
+from lion_bench.results.claims.judge import Family
+from lion_bench.results.format import count, short_number
 from lion_bench.results.tables import summarize
 
 MAX_TICKS = 12
+
+
+@dataclass
+class Figure:
+    path: Path
+    family: str
+    kind: str  # loss_vs_lr | curves | batch
+    caption: str
 
 
 def _pyplot():
@@ -46,15 +56,13 @@ def _log_ticks(axis, values, which: str = "x") -> None:
     """Ticks at the values run, written as 1e-3 / 3.3e-4, instead of decades only."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    values = sorted(set(float(value) for value in values if value > 0))
     kept: list[float] = []
-    for value in values:  # values within a factor 1.5 of a kept tick would print over it (3e-4 and 3.33e-4)
-        if not kept or value / kept[-1] >= 1.5:
+    for value in sorted(set(float(value) for value in values if value > 0)):
+        if not kept or value / kept[-1] >= 1.5:  # closer values would print over each other
             kept.append(value)
-    values = kept
     target = axis.xaxis if which == "x" else axis.yaxis
-    if 0 < len(values) <= MAX_TICKS:
-        target.set_major_locator(FixedLocator(values))
+    if 0 < len(kept) <= MAX_TICKS:
+        target.set_major_locator(FixedLocator(kept))
         target.set_minor_locator(NullLocator())
     target.set_major_formatter(FuncFormatter(lambda value, _: short_number(float(f"{value:.3g}"))))
 
@@ -70,27 +78,32 @@ def _save(plt, figure, axis, path: Path, xlabel: str, title: str) -> Path:
     return path
 
 
-def loss_vs_lr(runs: pd.DataFrame, label: str, path: Path) -> Path:
+def loss_vs_lr(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
     """Final val loss (mean, 95% CI) against the resolved lr, one line per optimizer and weight decay; Lion's
-    points labelled with their divisor of AdamW's lr (its best one when AdamW ran several); diverged: x."""
+    points labelled lr / k against AdamW's best lr; each optimizer's best point ringed; diverged: x."""
+    if set(runs["optimizer_family"]) != {"adamw", "lion"}:
+        return None
     plt = _pyplot()
     summary = summarize(runs)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    adamw = summary[summary["family"] == "adamw"].sort_values("final_val_loss_mean")
+    adamw = summary[summary["optimizer_family"] == "adamw"].sort_values("final_val_loss_mean")
     reference = adamw["lr"].iloc[0] if len(adamw) else math.nan
     top = summary["final_val_loss_mean"].max()
-    for (optimizer, weight_decay), arms in summary.groupby(["optimizer", "wd_key"], sort=True):
+    for (optimizer, weight_decay, betas), arms in summary.groupby(["optimizer", "wd_key", "betas"], sort=True):
         arms = arms.sort_values("lr")
         mean = arms["final_val_loss_mean"].to_numpy()
         errors = np.vstack([np.nan_to_num(mean - arms["final_val_loss_ci_low"], nan=0.0),
                             np.nan_to_num(arms["final_val_loss_ci_high"] - mean, nan=0.0)])
-        line = axis.errorbar(arms["lr"], mean, yerr=errors, marker="o", capsize=3,
-                             label=f"{optimizer}, wd {short_number(weight_decay)}")
+        name = f"{optimizer}, wd {short_number(weight_decay)}, betas {betas}"
+        line = axis.errorbar(arms["lr"], mean, yerr=errors, marker="o", capsize=3, label=name)
         colour = line[0].get_color()
+        if np.isfinite(mean).any():
+            best = int(np.nanargmin(mean))
+            axis.scatter([arms["lr"].iloc[best]], [mean[best]], s=160, facecolors="none", edgecolors=colour)
         diverged = arms[arms["num_diverged"] > 0]
         if len(diverged):
             axis.scatter(diverged["lr"], np.full(len(diverged), top if math.isfinite(top) else 1.0), marker="x",
-                         color=colour, label=f"{optimizer}, wd {short_number(weight_decay)}: a run diverged")
+                         color=colour, label=f"{name}: a run diverged")
         if optimizer.startswith("lion") and math.isfinite(reference):
             for lr, loss in zip(arms["lr"], mean):
                 if math.isfinite(loss):
@@ -99,71 +112,81 @@ def loss_vs_lr(runs: pd.DataFrame, label: str, path: Path) -> Path:
     axis.set_xscale("log")
     _log_ticks(axis, summary["lr"])
     _loss_axis(axis, runs, "final val loss, mean and 95% CI")
-    note = " (Lion: /k = AdamW's best lr / k)" if adamw["lr"].nunique() > 1 else " (Lion: /k = AdamW's lr / k)"
-    return _save(plt, figure, axis, path, "learning rate (resolved, log scale)", f"{label}{note if len(adamw) else ''}")
+    note = " (Lion: /k = AdamW's best lr / k; rings: each line's best)"
+    return _save(plt, figure, axis, path, "learning rate (resolved, log scale)", f"{title}{note}")
 
 
-def curves_plot(runs: pd.DataFrame, curves: pd.DataFrame, label: str, path: Path) -> Path | None:
-    """Mean val loss against step for each arm in ``runs``, shaded from the lowest to the highest seed; the
-    early window (first quarter) marked."""
+def curves_plot(cell: Cell, runs: pd.DataFrame, curves: pd.DataFrame, title: str, path: Path) -> Path | None:
+    """Mean val loss against tokens for the two arms of an update-3 cell (band: lowest to highest seed), the
+    early budget and the median crossing marked."""
     plt = _pyplot()
+    chosen = runs[runs["source"].isin(set(cell.sources))]
+    reference = chosen.loc[chosen["optimizer_family"] == "adamw", "lr"]
+    reference_lr = float(reference.iloc[0]) if len(reference) else math.nan
     figure, axis = plt.subplots(figsize=(7, 4.5))
     drawn = False
-    for (optimizer, lr), arm in runs.groupby(["optimizer", "lr_key"], sort=True):
-        rows = curves[curves["source"].isin(set(arm["source"])) & curves["val_loss"].notna()]
+    for (optimizer, lr), arm in chosen.groupby(["optimizer", "lr_key"], sort=True):
+        rows = curves[curves["source"].isin(set(arm["source"])) & np.isfinite(curves["val_loss"])]
         if rows["step"].nunique() < 2:
             continue
-        by_step = rows.groupby("step")["val_loss"]
-        mean, low, high = by_step.mean(), by_step.min(), by_step.max()
-        line = axis.plot(mean.index, mean.to_numpy(), marker=".",
-                         label=f"{optimizer} lr {short_number(lr)} ({arm['seed'].nunique()} seeds)")
+        by_tokens = rows.groupby("tokens")["val_loss"]
+        mean, low, high = by_tokens.mean(), by_tokens.min(), by_tokens.max()
+        name = (f"Lion lr / {reference_lr / lr:.3g}" if optimizer.startswith("lion") and math.isfinite(reference_lr)
+                else f"{optimizer} lr {short_number(lr)}")
+        line = axis.plot(mean.index, mean.to_numpy(), marker=".", label=f"{name} ({arm['seed'].nunique()} seeds)")
         axis.fill_between(mean.index, low.to_numpy(), high.to_numpy(), alpha=0.2, color=line[0].get_color())
         drawn = True
     if not drawn:
         plt.close(figure)
         return None
-    axis.axvline(EARLY_FRACTION * runs["planned_steps"].max(), color="grey", linestyle=":",
-                 label="end of the early window (25%)")
-    _loss_axis(axis, runs, "val loss (mean; band: min-max over seeds)")
-    return _save(plt, figure, axis, path, "step", label)
+    early = cell.facts.get("early_tokens")
+    if early and math.isfinite(early):
+        axis.axvline(early, color="grey", linestyle=":", label=f"early budget ({count(early)} tokens)")
+    crossing = (cell.facts.get("crossing") or {}).get("token", (math.nan,))[0]
+    if math.isfinite(crossing):
+        axis.axvline(crossing, color="black", linestyle="--", label=f"curves cross ({count(crossing)} tokens, median)")
+    _loss_axis(axis, chosen, "val loss (mean; band: min-max over seeds)")
+    return _save(plt, figure, axis, path, "tokens trained", title)
 
 
-def loss_vs_batch(runs: pd.DataFrame, label: str, path: Path) -> Path | None:
+def loss_vs_batch(cell: Cell, runs: pd.DataFrame, title: str, path: Path) -> Path | None:
     """Each optimizer's best mean final loss over its lr grid at each batch size (descriptive: the verdict
     picks lrs on held-out seeds)."""
-    if runs["batch_size"].nunique() < 2:
+    chosen = runs[runs["source"].isin(set(cell.sources))]
+    if chosen["batch_size"].nunique() < 2:
         return None
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    summary = summarize(runs)
+    summary = summarize(chosen)
     for optimizer, arms in summary.groupby("optimizer", sort=True):
         best = arms.sort_values("final_val_loss_mean").groupby("batch_size").head(1).sort_values("batch_size")
         axis.plot(best["batch_size"], best["final_val_loss_mean"], marker="o", label=f"{optimizer} (best lr per batch)")
     axis.set_xscale("log", base=2)
     _log_ticks(axis, summary["batch_size"])
-    _loss_axis(axis, runs, "final val loss at the best lr")
-    return _save(plt, figure, axis, path, "batch size (examples per step, log scale)", label)
+    _loss_axis(axis, chosen, "final val loss at the best lr")
+    return _save(plt, figure, axis, path, "batch size (examples per step, log scale)", title)
 
 
-def make_plots(runs: pd.DataFrame, curves: pd.DataFrame, verdicts: list[Verdict], out_dir: Path) -> list[Path]:
-    """Every figure, written under ``out_dir``; returns their paths."""
+def make_plots(families: list[Family], runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path) -> list[Figure]:
+    """Every figure, written under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = label_map(runs)
-    paths = []
-    for setup, setup_runs in runs.groupby("setup", sort=True):
-        name = f"{setup_runs['task'].iloc[0]}_{setup[:6]}"
-        paths.append(loss_vs_lr(setup_runs, Context(setup).label(labels), out_dir / f"{name}_loss_vs_lr.png"))
-    sources_by_context: dict[tuple[str, str], set[str]] = {}
-    for verdict in verdicts:
-        if verdict.judged and verdict.claim.key in ("update2", "update3", "update4_vs3", "update4_worst", "update7"):
-            kind = "batch" if verdict.claim.key == "update7" else "curves"
-            sources_by_context.setdefault((kind, verdict.label), set()).update(verdict.sources)
-    for index, ((kind, label), sources) in enumerate(sorted(sources_by_context.items())):
-        chosen = runs[runs["source"].isin(sources)]
-        name = f"{chosen['task'].iloc[0]}_context{index + 1}"
-        if kind == "curves":
-            paths.append(curves_plot(chosen, curves, label, out_dir / f"{name}_curves.png"))
-        else:
-            paths.append(loss_vs_batch(chosen, label, out_dir / f"{name}_loss_vs_batch.png"))
-    return [path for path in paths if path is not None]
+    figures = []
+    for number, family in enumerate(families, start=1):
+        family_runs = runs[runs["family"] == family.name]
+        for setup, setup_runs in family_runs.groupby("setup", sort=True):
+            title = f"{family.name}: {family.setup_labels.get(setup, setup)}"
+            path = loss_vs_lr(setup_runs, title, out_dir / f"f{number}_{setup[:6]}_loss_vs_lr.png")
+            if path is not None:
+                figures.append(Figure(path, family.name, "loss_vs_lr", title))
+        for index, cell in enumerate(c for c in family.cells if c.judged and c.claim.key in ("update3", "update7")):
+            title = f"{family.name}: {cell.claim.name}, {cell.label}"
+            if cell.claim.key == "update3":
+                path = curves_plot(cell, family_runs, curves, title, out_dir / f"f{number}_c{index + 1}_curves.png")
+                kind = "curves"
+            else:
+                path = loss_vs_batch(cell, family_runs, title, out_dir / f"f{number}_c{index + 1}_batch.png")
+                kind = "batch"
+            if path is not None:
+                figures.append(Figure(path, family.name, kind, title))
+    return figures

@@ -2,7 +2,8 @@
 
 Blocks are (kind, content): ``h2``/``h3`` (a title), ``text`` (markdown lines: paragraphs and ``- `` lists),
 ``table`` (a DataFrame whose cells may hold **bold** and `code`), ``image`` (a file name). The HTML renders
-that markdown subset and colours cells that open with a verdict.
+that markdown subset and colours cells that open with an answer by who wins (Lion better, AdamW better,
+equivalent, inconclusive).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import re
 
 import pandas as pd
 
-VERDICT_COLOURS = {"supported": "#d6f5d6", "contradicted": "#f8d4d4", "inconclusive": "#f3efd2"}
+# Cells are coloured by who wins, never by whether a claim held ("supported" can mean "Lion is much worse").
+ANSWER_CLASSES = {"Lion better": "lion", "AdamW better": "adamw", "equivalent": "equivalent",
+                  "inconclusive": "inconclusive"}
+CLASS_COLOURS = {"lion": "#d6f5d6", "adamw": "#fde0c5", "equivalent": "#dde7f3", "inconclusive": "#f3efd2"}
 STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:0 1em}"
          "table{border-collapse:collapse;font-size:13px;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
-         "vertical-align:top;text-align:left}code{background:#f2f2f2;padding:0 2px}"
-         + "".join(f"td.{name}{{background:{colour}}}" for name, colour in VERDICT_COLOURS.items()))
+         "vertical-align:top;text-align:left}code{background:#f2f2f2;padding:0 2px}img{max-width:100%}"
+         + "".join(f"td.{name}{{background:{colour}}}" for name, colour in CLASS_COLOURS.items()))
 
 
 def inline(text: str) -> str:
@@ -38,8 +42,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _verdict_class(cell: str) -> str:
-    word = str(cell).lstrip("*").split(" ", 1)[0].rstrip("*:,")
-    return f' class="{word}"' if word in VERDICT_COLOURS else ""
+    text = str(cell).lstrip("*")
+    for answer, name in ANSWER_CLASSES.items():
+        if text.startswith(answer):
+            return f' class="{name}"'
+    return ""
 
 
 def html_table(frame: pd.DataFrame) -> str:

@@ -1,362 +1,312 @@
-"""lion-bench-report: run records -> a verdict map (claims x contexts), tables and plots
-(report.md, report.html, CSVs, PNGs).
-
-    lion-bench -m sweep=lr_ratio && lion-bench-report results/sweeps/lr_ratio -o report/
-    lion-bench-report results/ -o report/                            # every run under results/
-    lion-bench-report results/ --wandb my-team/lion-bench -o report/  # plus runs pulled from W&B
-    lion-bench-report results/ --min-steps 5000 -o report/           # shorter runs are "toy scale"
-"""
+"""The report's pages: the answer first (Lion tuned vs AdamW tuned), its plots, each family's verdicts, the
+curves, the catalogue of every claim, the contexts' legend, the protocols and rules, then the arm tables and
+the runs behind each verdict. ``build_report`` writes report.md, report.html, runs.csv, summary.csv,
+claims.csv and the figures; ``terminal_summary`` is what the command prints."""
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import sys
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from lion_bench.results.claims import CLAIMS, MIN_STEPS, Verdict, check_claims, label_map, rules
-from lion_bench.results.contexts import Context, count, short_number
-from lion_bench.results.load import SkippedRun, load_local, tables
-from lion_bench.results.plots import make_plots
-from lion_bench.results.render import markdown_table, render
-from lion_bench.results.stats import INCONCLUSIVE
-from lion_bench.results.tables import summarize
-from lion_bench.runs.errors import DamagedFile
+from lion_bench.results.claims.base import EXPLORATORY, MEASURED, NOT_JUDGED, PRIMARY, Cell
+from lion_bench.results.claims.catalogue import CLAIMS
+from lion_bench.results.claims.judge import Family
+from lion_bench.results.contexts import describe
+from lion_bench.results.format import count, interval, level, p_value, short_number
+from lion_bench.results.plots import Figure, make_plots
+from lion_bench.results.render import render
+from lion_bench.results.stats import INCONCLUSIVE, MIN_SEEDS, Bootstrap, Measured, SignTest
+from lion_bench.results.tables import THROUGHPUT_SPREAD, best_trials, summarize
 from lion_bench.runs.store import atomic_write_text
 
-NOT_HERE = "·"
-WALL_CLOCK = "wall-clock tokens/s (evaluation, compile and start-up included)"
-STEADY = "train tokens/s (steady state)"
+TERMINAL_WIDTH = 100
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.3g}" if math.isfinite(value) else "-"
+def effect_text(cell: Cell) -> str:
+    """``+0.18 [+0.16, +0.2] (98.3%)``: the effect, its interval and the interval's level."""
+    if not math.isfinite(cell.effect):
+        return "-"
+    ratio = isinstance(cell.test, (Bootstrap, Measured, SignTest))
+    if isinstance(cell.test, Measured):
+        return short_number(cell.effect)
+    shown = interval(cell.effect, cell.low, cell.high, sign=not ratio)
+    if cell.role == EXPLORATORY:
+        return f"{shown} (95%, exploratory)"
+    return f"{shown} ({level(cell.alpha)})" if math.isfinite(cell.alpha) else shown
 
 
-def _plain(value: float) -> str:
-    return f"{value:.3g}" if math.isfinite(value) else ("inf" if value == math.inf else "-")
+def verdict_text(cell: Cell) -> str:
+    if cell.role == NOT_JUDGED:
+        return "not judged"
+    if cell.role == EXPLORATORY:
+        return "exploratory"
+    if cell.verdict == INCONCLUSIVE or cell.answer == INCONCLUSIVE:
+        needed = (f" (~{cell.seeds_needed} seeds would decide it)" if cell.seeds_needed else "")
+        return f"inconclusive{needed}"
+    return cell.verdict
 
 
-def effect_text(verdict: Verdict) -> str:
-    """``+0.18 [+0.16, +0.2]``: the effect and its 95% interval (ratios unsigned)."""
-    if not math.isfinite(verdict.effect):
-        return ""
-    number = _plain if verdict.claim.key.startswith("paper") else _signed
-    return f"{number(verdict.effect)} [{number(verdict.low)}, {number(verdict.high)}]"
+def answer_text(cell: Cell) -> str:
+    if cell.role == PRIMARY or cell.role == MEASURED:
+        return cell.answer or "-"
+    return "-"
 
 
-def cell(verdict: Verdict) -> str:
-    """One cell of the verdict map: verdict, effect, interval, n, Holm-adjusted p (and what sits beside it)."""
-    outcome = verdict.outcome
-    parts = [f"**{outcome}**"]
-    if outcome == INCONCLUSIVE and verdict.decision.outcome != INCONCLUSIVE:
-        parts.append(f"(was {verdict.decision.outcome} before Holm)")
-    if verdict.toy:
-        parts.append("(toy scale)")
-    if verdict.decision.note:
-        parts[-1] += ":"
-        parts.append(verdict.decision.note)
-    if effect_text(verdict):
-        parts.append(effect_text(verdict))
-    parts.append(f"n={verdict.num}")
-    if math.isfinite(verdict.p_adjusted):
-        parts.append(f"p={verdict.p_adjusted:.2g}")
-    text = " ".join(parts)
-    return f"{text}; {verdict.aside}" if verdict.aside else text
+def notes(cell: Cell) -> str:
+    parts = [cell.test.note if cell.test is not None else "", cell.toy, cell.reason]
+    return "; ".join(part for part in parts if part)
 
 
-MAX_COLUMNS = 4  # more contexts than this: one row per context instead, so the map reads down the page
+# --- the answer ------------------------------------------------------------------------------------
+def _best(facts: dict) -> str:
+    if not facts:
+        return "-"
+    near = facts.get("near") or []
+    span = f"; {len(near)} of {len(facts['lrs'])} lrs within 1%" if near else ""
+    edge = " (grid edge)" if facts.get("at_edge") else ""
+    return f"lr {short_number(facts['lr'])}{edge}, wd {short_number(facts['wd'])}{span}"
 
 
-def verdict_map(verdicts: list[Verdict]) -> pd.DataFrame:
-    """Rows: claims; columns: every context with a judged verdict (or the transpose when there are more than
-    MAX_COLUMNS contexts); cells: ``cell`` or NOT_HERE."""
-    judged = [verdict for verdict in verdicts if verdict.judged]
-    labels = sorted({verdict.label for verdict in judged})
-    cells = {(verdict.claim.key, verdict.label): cell(verdict) for verdict in judged}
-    if len(labels) > MAX_COLUMNS:
-        return pd.DataFrame([{"context": label, **{claim.name: cells.get((claim.key, label), NOT_HERE)
-                                                   for claim in CLAIMS}} for label in labels])
-    return pd.DataFrame([{"claim": f"**{claim.name}**: {claim.statement}",
-                          **{label: cells.get((claim.key, label), NOT_HERE) for label in labels}}
-                         for claim in CLAIMS])
-
-
-def where_it_holds(verdicts: list[Verdict]) -> list[str]:
-    """One line per claim: the contexts where it held, where it did not, and where it could not be judged."""
-    lines = []
-    for claim in CLAIMS:
-        mine = [verdict for verdict in verdicts if verdict.claim is claim]
-        parts = []
-        for outcome in ("supported", "contradicted", "inconclusive"):
-            found = [verdict for verdict in mine if verdict.judged and verdict.outcome == outcome]
-            if found:
-                names = "; ".join(f"{verdict.label}{' (toy scale)' if verdict.toy else ''}" for verdict in found)
-                parts.append(f"{outcome} in {len(found)} ({names})")
-        missing = [verdict for verdict in mine if not verdict.judged]
-        if missing:
-            parts.append(f"not judged in {len(missing)} (runs missing: `lion-bench -m sweep={claim.sweep}`)")
-        lines.append(f"- **{claim.name}** ({claim.statement}): {'; '.join(parts) or 'no runs'}")
-    return lines
-
-
-def how_judged() -> list[str]:
-    return [f"- **{claim.name}** ({claim.statement}; {claim.source}): {claim.how}." for claim in CLAIMS]
-
-
-def details_frame(verdicts: list[Verdict]) -> pd.DataFrame:
+def answer_frame(families: list[Family]) -> pd.DataFrame:
     rows = []
-    for verdict in verdicts:
-        if not verdict.judged:
+    for family in families:
+        for cell in family.cells:
+            if cell.claim.key != "tuned" or cell.context.setup == "-":
+                continue
+            rows.append({
+                "family": family.name, "context": cell.label,
+                "answer": f"**{cell.answer}**" if cell.role == PRIMARY else verdict_text(cell),
+                "Lion - AdamW, final loss": effect_text(cell), "n": cell.n,
+                "Lion at its best": _best(cell.facts.get("lion", {})),
+                "AdamW at its best": _best(cell.facts.get("adamw", {})),
+                "notes": notes(cell) or (f"~{cell.seeds_needed} seeds would decide it" if cell.seeds_needed else ""),
+            })
+    return pd.DataFrame(rows)
+
+
+def answer_missing(families: list[Family]) -> list[str]:
+    if any(cell.claim.key == "tuned" and cell.context.setup != "-" for family in families for cell in family.cells):
+        return []
+    return ["No family has an lr grid for both optimizers, so Lion tuned vs AdamW tuned is not answered here. "
+            "Run `lion-bench -m sweep=tuned` (each optimizer on its own lr grid, 3 seeds) and report on its "
+            "directory."]
+
+
+# --- verdicts --------------------------------------------------------------------------------------
+def claims_frame(family: Family) -> pd.DataFrame:
+    rows = []
+    for cell in family.cells:
+        if cell.claim.key == "tuned" or (cell.role == NOT_JUDGED and not cell.question):
             continue
         rows.append({
-            "claim": verdict.claim.name, "context": verdict.label, "verdict": f"**{verdict.outcome}**",
-            "before Holm": verdict.decision.outcome, "effect": verdict.effect_name,
-            "value [95% interval]": effect_text(verdict) or "-", "n": verdict.num,
-            "p": _plain(verdict.decision.p_value) if math.isfinite(verdict.decision.p_value) else "-",
-            "p (Holm)": _plain(verdict.p_adjusted), "scale": verdict.toy or "-",
-            "details": "; ".join(part for part in (verdict.decision.note, verdict.detail, verdict.aside) if part),
-            "runs": len(set(verdict.sources)),
+            "claim": f"**{cell.claim.name}**", "context": cell.label, "answer": answer_text(cell),
+            "verdict": verdict_text(cell), "effect [interval] (level)": effect_text(cell),
+            "effect": cell.test.effect_name if cell.test is not None else "", "n": cell.n,
+            "p (Holm)": p_value(cell.p_adjusted), "question": cell.question or "-",
+            "notes": "; ".join(part for part in (notes(cell), cell.aside) if part),
         })
     return pd.DataFrame(rows)
 
 
-def not_judged(verdicts: list[Verdict]) -> list[str]:
-    lines = []
+def family_text(family: Family) -> list[str]:
+    protocol = family.protocol
+    if protocol is None:
+        return [f"No protocol: an ad-hoc family ({family.num_runs} runs). Holm's correction runs over its "
+                f"{family.num_tests} tests alone (family-wise error {family.alpha:g}); other families loaded beside "
+                "it change nothing here. Intervals are at each test's Holm level."]
+    when = ("committed before its runs" if protocol.written_before_runs else
+            "written after its runs (a record of what was declared, not a pre-registration)"
+            if protocol.written_before_runs is False else "when it was written is not stated")
+    lines = [f"Protocol `{protocol.path}` ({protocol.written or 'undated'}, {when}): {len(protocol.questions)} primary "
+             f"questions, Holm over them alone (family-wise error {protocol.alpha:g}); equivalence margin "
+             f"{protocol.margin:.2%} of the reference arm's mean; every other cell of the study is exploratory."]
+    if protocol.note:
+        lines.append(protocol.note)
+    return lines
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+def catalogue_frame(families: list[Family]) -> pd.DataFrame:
+    rows = []
     for claim in CLAIMS:
-        reasons: dict[str, list[str]] = {}
-        for verdict in verdicts:
-            if verdict.claim is claim and not verdict.judged:
-                reasons.setdefault(verdict.reason, []).append(verdict.label)
-        for reason, labels in sorted(reasons.items()):
-            where = "; ".join(labels[:3]) + (f"; and {len(labels) - 3} more" if len(labels) > 3 else "")
-            lines.append(f"- **{claim.name}** in {len(labels)} context(s) ({where}): {reason}. Needs {claim.needs}; "
-                         f"supply with `lion-bench -m sweep={claim.sweep}`.")
-    return lines or ["Every claim was judged wherever it applies."]
+        mine = [cell for family in families for cell in family.cells if cell.claim is claim]
+        judged = [cell for cell in mine if cell.judged or cell.role == MEASURED]
+        tally: dict[str, int] = {}
+        for cell in judged:
+            tally[verdict_text(cell).split(" (")[0]] = tally.get(verdict_text(cell).split(" (")[0], 0) + 1
+        where = ", ".join(f"{name} {number}" for name, number in sorted(tally.items()))
+        reasons = sorted({cell.reason for cell in mine if cell.role == NOT_JUDGED and cell.reason})
+        status = (f"judged in {len(judged)} context(s): {where}" if judged else
+                  f"not judged: run `lion-bench -m sweep={claim.preset}`" + (f" ({reasons[0]})" if reasons else ""))
+        rows.append({"claim": f"**{claim.name}**", "source": claim.source, "its words": f"\u201c{claim.words}\u201d",
+                     "how it is judged": claim.rule, "here": status})
+    return pd.DataFrame(rows)
 
 
-def runs_used(verdicts: list[Verdict]) -> list[str]:
-    lines = []
-    for verdict in verdicts:
-        if verdict.judged:
-            names = sorted({Path(source).name for source in verdict.sources})
-            lines.append(f"- {verdict.claim.name} in {verdict.label} ({len(names)} runs): {', '.join(names)}")
-    return lines or ["No claim was judged."]
+def legend_frame(families: list[Family], runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for family in families:
+        used = set(runs.loc[runs["family"] == family.name, "setup"])
+        for setup_id in sorted(used, key=lambda s: family.setup_labels.get(s, s)):
+            rows.append({"family": family.name, "label": family.setup_labels.get(setup_id, setup_id),
+                         "full setting": describe(family.legend.get(setup_id, {}))})
+    return pd.DataFrame(rows)
 
 
-def _wd(row) -> str:
-    if row.weight_decay == 0:
-        return "0"
-    if row.family == "lion" and math.isfinite(row.base_weight_decay) and row.wd_multiplier != 1:
-        return f"{short_number(row.weight_decay)} ({short_number(row.base_weight_decay)} x {row.wd_multiplier:g})"
-    return short_number(row.weight_decay)
+def rules(min_steps: int) -> list[str]:
+    return [
+        "- **Families.** A study (`results/<study>/`) is one family; runs outside any study form one family per "
+        "directory that holds them. Runs of different families never pool, and each family is corrected alone.",
+        "- **Primary and exploratory.** A study's protocol names its primary questions (claim, runs, context, "
+        "metric, seeds, margin, error rate), written before the runs; only they get verdicts, with Holm's "
+        "step-down correction over the protocol's questions. Every other cell of a study is exploratory: effect "
+        "and 95% interval, no verdict word. A family without a protocol treats each of its cells as primary.",
+        "- **Intervals at the verdict's error rate.** Each primary test is answered, and its interval shown, at "
+        "its Holm level alpha / (k - rank + 1); a test Holm stops is inconclusive and shown at alpha / k, where "
+        "its interval decides nothing either. A test's decision p-value is the smallest error rate at which it "
+        "decides (found by bisection).",
+        f"- **Paired by seed.** d = A - B over the seeds where both finished; fewer than {MIN_SEEDS} paired seeds: no "
+        "verdict (too few seeds). An arm with a diverged run loses its comparison (a diverged run never averages "
+        "with finished ones); when both diverged, nothing is tested.",
+        "- **Three-way answers** (Lion vs AdamW, and other A-vs-B claims): the interval inside (-m, +m): "
+        "equivalent; wholly below 0 and reaching past -m: A better; the mirror image: B better; otherwise "
+        "inconclusive, with the seeds that would decide it at the observed spread. m is the protocol's margin as "
+        "a share of the reference arm's mean (default 0.5%). A claim that one side is better counts "
+        "\"equivalent\" against it.",
+        "- **Thresholds** (update 2's much worse, update 4): the interval of d above or below the threshold.",
+        "- **Tuned vs tuned**: each optimizer's best arm chosen on the selection seeds (without a protocol: each "
+        "seed at the arm best on the other seeds) and compared on the answer seeds, so no setting is judged on "
+        "the losses that picked it.",
+        "- **Ratios of optima**: a quadratic in log value over >= 4 grid points around each best point; bootstrap "
+        "over seeds (one draw for both optimizers), each draw's vertex moved by the fit's own standard error; grids "
+        "tied to each other (Lion's = AdamW's / k) are not judged; a best point at a grid's edge is not an optimum.",
+        "- **Crossings**: per seed, the last step (and tokens) where the two curves change order, interpolated "
+        "between evaluations; the median and the range over seeds.",
+        f"- **Toy scale**: a context with runs shorter than {min_steps:,} steps (`--min-steps`) is marked.",
+    ]
 
 
-def _lr(row) -> str:
-    if row.family == "lion" and row.lr_divisor != 1:
-        return f"{short_number(row.lr)} ({short_number(row.base_lr)} / {row.lr_divisor:g})"
-    return short_number(row.lr)
-
-
+# --- arms ------------------------------------------------------------------------------------------
 def _loss(row, metric: str) -> str:
     mean = getattr(row, f"{metric}_mean")
     if not math.isfinite(mean):
         return "-"
-    return (f"{mean:.4g} ± {_plain(getattr(row, f'{metric}_std'))} "
-            f"[{_plain(getattr(row, f'{metric}_ci_low'))}, {_plain(getattr(row, f'{metric}_ci_high'))}]")
+    return f"{mean:.4g} [{short_number(getattr(row, f'{metric}_ci_low'))}, {short_number(getattr(row, f'{metric}_ci_high'))}]"
 
 
 def arms_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """One setup's arms as people read them: resolved lr and weight decay, length, losses, throughput."""
+    """One setup's arms: resolved lr (and its ratio to the AdamW reference), weight decay, losses, and the
+    steady throughput where it is comparable (the median of the arm; flagged when its runs differ > 20%)."""
     rows = []
-    steady = summary["train_tokens_per_s"].notna().any()
-    wall = summary["train_tokens_per_s"].isna().any()
-    for row in summary.sort_values(["family", "lr", "weight_decay"]).itertuples(index=False):
-        entry = {
-            "optimizer": row.optimizer, "lr": _lr(row), "weight decay": _wd(row), "betas": row.betas,
-            "batch": row.batch_size, "steps": row.planned_steps, f"{row.unit or 'tokens'}": count(row.tokens_mean),
-            "schedule": f"{row.schedule}, warmup {row.warmup_steps}", "seeds": row.num_seeds,
-            "diverged": row.num_diverged, "early val loss": _plain(row.early_val_loss_mean),
-            "final val loss (mean ± std [95% CI])": _loss(row, "final_val_loss"),
-            "final val bpc": _loss(row, "final_val_bpc"),
-        }
-        if steady:
-            entry[STEADY] = f"{row.train_tokens_per_s:.0f}" if math.isfinite(row.train_tokens_per_s) else "-"
-        if wall:
-            entry[WALL_CLOCK] = f"{row.wall_tokens_per_s:.0f}" if math.isfinite(row.wall_tokens_per_s) else "-"
-        rows.append(entry)
+    for row in summary.sort_values(["optimizer_family", "optimizer", "lr", "weight_decay"]).itertuples(index=False):
+        lr = short_number(row.lr)
+        if row.optimizer_family == "lion" and row.lr_divisor != 1:
+            lr += f" (base / {row.lr_divisor:g})"
+        speed = "-"
+        if math.isfinite(row.train_tokens_per_s):
+            speed = count(row.train_tokens_per_s)
+            if row.throughput_spread > THROUGHPUT_SPREAD:
+                speed += f" (runs differ {row.throughput_spread:.2g}x: not comparable)"
+        rows.append({"optimizer": row.optimizer, "lr": lr, "weight decay": short_number(row.weight_decay),
+                     "betas": row.betas, "seeds": row.num_seeds, "diverged": row.num_diverged,
+                     "final val loss [95%]": _loss(row, "final_val_loss"), "final val bpc": _loss(row, "final_val_bpc"),
+                     f"{row.unit or 'tokens'}/s (steady, median)": speed})
     return pd.DataFrame(rows)
 
 
-def arms_blocks(runs: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, object]]:
-    labels = label_map(runs)
+def arms_blocks(families: list[Family], summary: pd.DataFrame) -> list[tuple[str, object]]:
     blocks = []
-    for label, setup in sorted((Context(setup).label(labels), setup) for setup in summary["setup"].unique()):
-        blocks += [("h3", label), ("table", arms_frame(summary[summary["setup"] == setup]))]
+    for family in families:
+        mine = summary[summary["family"] == family.name]
+        for setup in sorted(mine["setup"].unique(), key=lambda s: family.setup_labels.get(s, s)):
+            blocks += [("h3", f"{family.name}: {family.setup_labels.get(setup, setup)}"),
+                       ("table", arms_frame(mine[mine["setup"] == setup]))]
     return blocks
 
 
-def build_report(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, skipped: list[str], inputs: list[str],
-                 min_steps: int = MIN_STEPS) -> dict:
+def runs_used(families: list[Family]) -> list[str]:
+    lines = []
+    for family in families:
+        for cell in family.cells:
+            if cell.judged:
+                names = sorted({Path(source).name for source in cell.sources})
+                lines.append(f"- {family.name}, {cell.claim.name}, {cell.label} ({len(names)} runs): {', '.join(names)}")
+    return lines or ["No claim was judged."]
+
+
+def figures_blocks(figures: list[Figure], kind: str) -> list[tuple[str, object]]:
+    return [("image", figure.path.name) for figure in figures if figure.kind == kind]
+
+
+# --- the whole report ------------------------------------------------------------------------------
+def build_report(families: list[Family], runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path,
+                 skipped: list[str], inputs: list[str], min_steps: int) -> dict:
     """Write every output file under ``out_dir``; returns what it computed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(runs)
-    verdicts = check_claims(runs, min_steps)
-    claims = pd.DataFrame([verdict.row() for verdict in verdicts])
-    plots = make_plots(runs, curves, verdicts, out_dir)
-
+    figures = make_plots(families, runs, curves, out_dir)
+    claims = pd.DataFrame([cell.row() for family in families for cell in family.cells])
     runs.drop(columns=["setup_fields", "budget_fields"]).to_csv(out_dir / "runs.csv", index=False)
     summary.to_csv(out_dir / "summary.csv", index=False)
     claims.to_csv(out_dir / "claims.csv", index=False)
 
-    counts = runs["status"].value_counts().to_dict()
-    status = ", ".join(f"{number} {name}" for name, number in counts.items())
+    status = ", ".join(f"{number} {name}" for name, number in runs["status"].value_counts().items())
     blocks = [
         ("text", [f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from {', '.join(inputs)}: "
-                  f"{len(runs)} runs ({status}), {len(skipped)} skipped."]),
-        ("h2", "Verdict map"),
-        ("table", verdict_map(verdicts)),
-        ("text", [f"Each cell: verdict, effect [95% interval], n (paired seeds, or seeds for ratios), p after Holm's "
-                  f"correction over the {sum(v.judged and math.isfinite(v.p_adjusted) for v in verdicts)} tested "
-                  f"verdicts of this report. {NOT_HERE}: not judged in that context. Toy scale: runs shorter than "
-                  f"{min_steps:,} steps (`--min-steps`)."]),
-        ("h2", "Where each claim holds"),
-        ("text", where_it_holds(verdicts)),
-        ("h2", "How each claim is judged"),
-        ("text", how_judged()),
-        ("h2", "Rules (fixed before looking at the runs)"),
-        ("text", rules(min_steps).splitlines()),
-        ("h2", "Verdicts in detail"),
-        ("table", details_frame(verdicts)),
-        ("h2", "Not judged for lack of runs"),
-        ("text", not_judged(verdicts)),
-        ("h2", "Runs each verdict used"),
-        ("text", runs_used(verdicts)),
+                  f"{len(runs)} runs ({status}) in {len(families)} famil{'y' if len(families) == 1 else 'ies'}, "
+                  f"{len(skipped)} skipped."]),
+        ("h2", "The answer: Lion tuned vs AdamW tuned"),
+        ("table", answer_frame(families)),
+        ("text", answer_missing(families) + [
+            "Each optimizer at its own best setting of its grid, chosen on other seeds than those it is judged on; "
+            "Lion - AdamW final val loss (negative: Lion better), three-way with the equivalence margin. Colour: who "
+            "wins."]),
+        *figures_blocks(figures, "loss_vs_lr"),
+    ]
+    for family in families:
+        blocks += [("h2", f"Verdicts: {family.name}"), ("text", family_text(family)), ("table", claims_frame(family))]
+    blocks += [("h2", "Curves"), ("text", ["Val loss over tokens for Lion at AdamW's lr / 3 and AdamW (update 3): "
+                                           "the early budget (dotted) and where the curves cross (dashed)."]),
+               *figures_blocks(figures, "curves"), *figures_blocks(figures, "batch")]
+    trials = best_trials(runs[runs["sweep"].astype(str).str.contains("optuna")]) if "sweep" in runs else None
+    if trials is not None and len(trials):
+        blocks += [("h2", "Best trials of the searches (optuna)"), ("table", trials)]
+    blocks += [
+        ("h2", "Every claim: its words, its rule, where it was judged"), ("table", catalogue_frame(families)),
+        ("h2", "Contexts"), ("table", legend_frame(families, runs)),
+        ("h2", "Rules (fixed before looking at the runs)"), ("text", rules(min_steps)),
         ("h2", "Arms (per setup; mean over the seeds of finished runs, diverged runs counted apart)"),
-        *arms_blocks(runs, summary),
-        ("h2", "Plots"),
-        *[("image", path.name) for path in plots],
+        *arms_blocks(families, summary),
+        ("h2", "Runs each verdict used"), ("text", runs_used(families)),
     ]
     if skipped:
         blocks += [("h2", "Skipped runs"), ("text", [f"- {reason}" for reason in skipped])]
     markdown, page = render(blocks, "Lion vs AdamW: report")
     atomic_write_text(out_dir / "report.md", markdown + "\n")
     atomic_write_text(out_dir / "report.html", page)
-    return {"summary": summary, "claims": claims, "verdicts": verdicts, "plots": plots}
+    return {"summary": summary, "claims": claims, "families": families, "figures": figures}
 
 
-class BadArguments(Exception):
-    """A user mistake on the command line, reported as one line on stderr (exit status 2)."""
+def _fit(text: str) -> str:
+    return text if len(text) <= TERMINAL_WIDTH else text[:TERMINAL_WIDTH - 3] + "..."
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise BadArguments(message)
-
-
-def check_output_dir(out: Path) -> None:
-    """-o must be a directory this process can create or write into; checked before anything is written."""
-    if out.exists() and not out.is_dir():
-        raise BadArguments(f"-o {out} is an existing file; give a directory (it is created if missing)")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise BadArguments(f"-o {out}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BadArguments(f"-o {out}: {existing} is not writable")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="lion-bench-report", description=__doc__.splitlines()[0],
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("run_dirs", nargs="*", type=Path, help="directories searched recursively for run.json")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--wandb", action="append", default=[], metavar="ENTITY/PROJECT",
-                        help="also pull runs from this W&B project (repeatable)")
-    parser.add_argument("--min-steps", type=int, default=MIN_STEPS,
-                        help=f"runs shorter than this make their context 'toy scale' (default {MIN_STEPS})")
-    args = parser.parse_args(argv)
-    if not args.run_dirs and not args.wandb:
-        raise BadArguments("give at least one RUN_DIR or --wandb ENTITY/PROJECT")
-    for path in args.run_dirs:
-        if not path.exists():
-            raise BadArguments(f"{path} does not exist; give directories that hold run directories (run.json)")
-    for project in args.wandb:
-        if project.count("/") != 1 or not all(project.split("/")):
-            raise BadArguments(f"--wandb takes ENTITY/PROJECT, got {project!r}")
-    check_output_dir(args.out)
-    return args
-
-
-def check_dependencies() -> None:
-    """The report's optional packages, all named at once with the command that installs them."""
-    import importlib.util
-
-    missing = [name for name in ("scipy", "tabulate", "matplotlib") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ImportError(f"lion-bench-report needs {', '.join(missing)}: pip install 'lion-bench[report]'")
-
-
-def load(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
-    """Every run from the directories and W&B projects given, with the warnings for the runs skipped
-    and for the damaged lines and files skipped inside runs that were kept."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedRun)
-        warnings.simplefilter("always", DamagedFile)
-        runs, curves = load_local(args.run_dirs)
-        if args.wandb:
-            from lion_bench.results.wandb_import import fetch_project
-
-            try:
-                triples = [triple for project in args.wandb for triple in fetch_project(project)]
-            except ImportError:
-                raise
-            except Exception as error:  # network, auth, unknown project: the W&B client raises many types
-                raise BadArguments(f"could not read runs from W&B ({type(error).__name__}: {error})") from None
-            wandb_runs, wandb_curves = tables(triples)
-            if len(wandb_runs):
-                runs = pd.concat([frame for frame in (runs, wandb_runs) if len(frame)], ignore_index=True)
-                curves = pd.concat([curves, wandb_curves], ignore_index=True)
-    skipped = [str(warning.message) for warning in caught if issubclass(warning.category, SkippedRun)]
-    damaged = [str(warning.message) for warning in caught if issubclass(warning.category, DamagedFile)]
-    for warning in caught:
-        if not issubclass(warning.category, (SkippedRun, DamagedFile)):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return runs, curves, skipped, damaged
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-        check_dependencies()
-        runs, curves, skipped, damaged = load(args)
-    except BadArguments as error:
-        print(f"lion-bench-report: error: {error}", file=sys.stderr)
-        return 2
-    for message in skipped + damaged:
-        print(f"warning: {message}", file=sys.stderr)
-    inputs = [str(path) for path in args.run_dirs] + [f"wandb:{project}" for project in args.wandb]
-    if not len(runs):
-        print(f"lion-bench-report: error: no finished or diverged runs under {', '.join(inputs)} ({len(skipped)} "
-              "skipped); run a sweep first (lion-bench -m sweep=quickstart) or give the directory holding its runs",
-              file=sys.stderr)
-        return 2
-    result = build_report(runs, curves, args.out, skipped, inputs, args.min_steps)
-    print(f"{len(runs)} runs loaded, {len(skipped)} skipped" + (f"; {len(damaged)} damaged lines or files skipped "
-                                                                 "inside them (warnings above)" if damaged else ""))
-    print(markdown_table(verdict_map(result["verdicts"])))
-    print("\n".join(where_it_holds(result["verdicts"])))
-    print(f"report: {args.out / 'report.md'} (and report.html, runs.csv, summary.csv, claims.csv, "
-          f"{len(result['plots'])} plots)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def terminal_summary(families: list[Family]) -> list[str]:
+    """The answer and each family's primary verdicts, one line each, within 100 characters."""
+    lines = []
+    for family in families:
+        lines.append(_fit(f"{family.name} ({'protocol' if family.protocol else 'no protocol'}, "
+                          f"{family.num_tests} tests, Holm):"))
+        for cell in family.cells:
+            if cell.role not in (PRIMARY, MEASURED) and not (cell.claim.key == "tuned" and cell.context.setup != "-"):
+                continue
+            if cell.claim.key == "tuned":
+                what = f"  ANSWER {cell.label}: {verdict_text(cell) if cell.role != PRIMARY else cell.answer}"
+                lines.append(_fit(f"{what} {effect_text(cell) if cell.judged else cell.reason}"))
+                continue
+            lines.append(_fit(f"  {cell.claim.name} ({cell.label}): {verdict_text(cell)}, {effect_text(cell)}"))
+    return lines

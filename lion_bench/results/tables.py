@@ -8,20 +8,24 @@ import pandas as pd
 
 from lion_bench.results.stats import t_interval
 
-ARM_KEYS = ["setup", "optimizer", "lr_key", "wd_key", "betas"]
+ARM_KEYS = ["family", "setup", "optimizer", "lr_key", "wd_key", "betas"]
 # Per-arm values every run of the arm shares (the setup fixes them) or that describe it.
-CARRIED = ["task", "family", "lr", "weight_decay", "base_lr", "base_weight_decay", "lr_divisor", "wd_multiplier",
-           "batch_size", "planned_steps", "warmup_steps", "budget", "schedule", "device_type", "precision", "unit"]
-METRICS = ["final_val_loss", "best_val_loss", "final_val_bpc", "early_val_loss"]
+CARRIED = ["task", "optimizer_family", "lr", "weight_decay", "base_lr", "base_weight_decay", "lr_divisor",
+           "wd_multiplier", "batch_size", "planned_steps", "warmup_steps", "budget", "schedule", "device_type",
+           "precision", "unit", "sweep"]
+METRICS = ["final_val_loss", "best_val_loss", "final_val_bpc"]
+THROUGHPUT_SPREAD = 1.2  # an arm whose runs' throughputs differ by more than this factor is flagged
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per arm: seeds, divergences, mean/std/95% CI of each loss over finished runs, tokens, throughput."""
+    """Per arm: seeds, divergences, mean/std/95% CI of each loss over finished runs, tokens, and the steady
+    training throughput (median of its runs, flagged when they differ by more than 20%: a first trial's
+    start-up, a busy machine)."""
     rows = []
     for key, arm in runs.groupby(ARM_KEYS, sort=True, dropna=False):
         finished = arm[arm["status"] == "finished"]
         first = arm.iloc[0]
-        row = {**dict(zip(ARM_KEYS, key)), **{column: first[column] for column in CARRIED}}
+        row = {**dict(zip(ARM_KEYS, key)), **{column: first[column] for column in CARRIED if column in arm}}
         row.update(num_seeds=int(arm["seed"].nunique()), num_diverged=int((arm["status"] == "diverged").sum()))
         for metric in METRICS:
             values = finished[metric].dropna()
@@ -29,8 +33,17 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             row.update({f"{metric}_mean": mean, f"{metric}_std": values.std(ddof=1) if len(values) > 1 else math.nan,
                         f"{metric}_ci_low": low, f"{metric}_ci_high": high})
         row["tokens_mean"] = finished["tokens"].mean() if len(finished) else arm["tokens"].mean()
-        row["train_tokens_per_s"] = arm["train_tokens_per_s"].mean()
-        row["wall_tokens_per_s"] = arm["wall_tokens_per_s"].mean()
+        speeds = arm["train_tokens_per_s"].dropna()
+        speeds = speeds[speeds > 0]
+        row["train_tokens_per_s"] = float(speeds.median()) if len(speeds) else math.nan
+        row["throughput_spread"] = float(speeds.max() / speeds.min()) if len(speeds) > 1 else 1.0
         row["seeds"] = ",".join(str(seed) for seed in sorted(arm["seed"].unique()))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def best_trials(runs: pd.DataFrame, per_optimizer: int = 3) -> pd.DataFrame:
+    """The lowest final losses of each optimizer (a random or TPE search has no grid to tune on)."""
+    finished = runs[runs["status"] == "finished"].sort_values("final_val_loss")
+    return finished.groupby("optimizer", sort=True).head(per_optimizer)[
+        ["family", "optimizer", "lr", "weight_decay", "betas", "seed", "final_val_loss", "source"]]

@@ -1,103 +1,90 @@
-"""The paper's lr and weight-decay ratios on planted grids: each optimizer's loss is a parabola in log lr (or log
-weight decay) around a known best value, so the fitted optimum and the ratio are known."""
+"""The paper's lr ratio and the first README's "typically 10x" from independent grids (fits over >= 4 points,
+intervals holding the fit's uncertainty), tied grids refused, the weight-decay advice in the paper's terms, and
+decoupled weight decay."""
+
+import math
 
 import pytest
-from synthetic_runs import bowl, write_lr_grid, write_run
+from synthetic_runs import bowl, judged, only, write_run
 
-from lion_bench.results.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED, check_claims
-from lion_bench.results.load import load_local
+from lion_bench.results.claims.base import CONTRADICTED, SUPPORTED
 
-GRID = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
-WD_GRID = [0.01, 0.03, 0.1, 0.3, 1.0]
+ADAMW_LRS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 
 
-def verdict(root, key):
-    runs, _ = load_local([root])
-    (found,) = [v for v in check_claims(runs) if v.claim.key == key]
-    return found
+def write_grids(root, adamw_best, lion_best, lion_lrs, seeds=4):
+    for seed in range(seeds):
+        shared = 0.01 * (seed % 2)
+        for index, lr in enumerate(ADAMW_LRS):
+            write_run(root, "adamw", seed, bowl(lr, adamw_best) + shared + 0.003 * ((seed + index) % 3 - 1), base_lr=lr)
+        for index, lr in enumerate(lion_lrs):
+            write_run(root, "lion", seed, bowl(lr, lion_best) + shared + 0.003 * ((seed + 2 * index) % 3 - 1),
+                      base_lr=lr)
 
 
-def test_grid_gap_is_never_supported(tmp_path):
-    # Lion's true optimum is AdamW's lr / 2. The old check read the grid points as the interval: on divisors
-    # {1, 3, 10} it said "supported, [3, 3]". With AdamW at one lr it is not judged at all.
-    for name, divisors in (("coarse", [1, 3, 10]), ("fine", [1, 2, 3, 5, 10])):
-        for seed in range(3):
-            write_run(tmp_path / name, "adamw", seed, 3.0 + 0.01 * seed)
-            for divisor in divisors:
-                write_run(tmp_path / name, "lion", seed, bowl(1e-3 / divisor, 5e-4) + 0.01 * seed, divisor=divisor)
-        found = verdict(tmp_path / name, "paper_lr")
-        assert not found.judged and "ran at fewer than 4 lr values" in found.reason
-        assert "AdamW lr: 1 value, 1e-3" in found.reason
-        assert found.claim.sweep == "lr_grid"
-    # Both swept: the fit finds the ratio 2 between grid points and contradicts the claim.
-    write_lr_grid(tmp_path / "both", "adamw", GRID, best=2e-3)
-    write_lr_grid(tmp_path / "both", "lion", GRID, best=1e-3)
-    found = verdict(tmp_path / "both", "paper_lr")
-    assert found.outcome == CONTRADICTED and found.effect == pytest.approx(2.0, rel=0.05)
-    assert found.high < 3 and found.num == 4
+LION_LRS = [2e-5, 5e-5, 1.25e-4, 3.1e-4, 7.8e-4, 2e-3]  # its own grid (factor 2.5), not AdamW's / k
 
 
-def test_ratio_inside_the_range_is_supported(tmp_path):
-    write_lr_grid(tmp_path, "adamw", GRID, best=3e-3)
-    write_lr_grid(tmp_path, "lion", GRID, best=6e-4)
-    found = verdict(tmp_path, "paper_lr")
-    assert found.outcome == SUPPORTED and found.effect == pytest.approx(5.0, rel=0.05)
-    assert 3 <= found.low <= found.effect <= found.high <= 10
-    assert "lr swept, wd 0.1" in found.label and "AdamW best lr 3" in found.detail
+def test_a_ratio_inside_3_to_10_is_supported_and_10x_is_not(tmp_path):
+    write_grids(tmp_path, 2e-3, 4e-4, LION_LRS)  # ratio 5
+    families = judged(tmp_path)
+    paper = only(families, "paper_lr")
+    assert paper.verdict == SUPPORTED and paper.effect == pytest.approx(5.0, rel=0.1)
+    assert paper.low < paper.effect < paper.high and 3 < paper.low and paper.high < 10
+    assert only(families, "older_10x").verdict == CONTRADICTED  # 5 is nearer 3 than 10 (in log scale)
 
 
-def test_best_at_the_grid_edge_is_inconclusive(tmp_path):
-    write_lr_grid(tmp_path, "adamw", GRID, best=3e-3)
-    write_lr_grid(tmp_path, "lion", GRID, best=3e-5)
-    found = verdict(tmp_path, "paper_lr")
-    assert found.judged and found.outcome == INCONCLUSIVE
-    assert "best lr at the edge of the grid for Lion" in found.decision.note
+def test_a_ratio_near_10_supports_the_first_readme(tmp_path):
+    write_grids(tmp_path, 2e-3, 2e-4, LION_LRS)
+    families = judged(tmp_path)
+    assert only(families, "older_10x").verdict == SUPPORTED
+    assert only(families, "paper_lr").effect == pytest.approx(10.0, rel=0.1)
 
 
-def test_diverged_grid_points_are_worse_never_fitted(tmp_path):
-    write_lr_grid(tmp_path, "adamw", GRID, best=3e-3)
-    write_lr_grid(tmp_path, "lion", GRID[:-1], best=6e-4)
-    for seed in range(4):  # Lion at the largest lr diverges: the best (between 3e-4 and 1e-3) is still inside
-        write_run(tmp_path, "lion", seed, float("nan"), base_lr=GRID[-1], status="diverged")
-    found = verdict(tmp_path, "paper_lr")
-    assert found.outcome == SUPPORTED and found.effect == pytest.approx(5.0, rel=0.05)
+def test_a_ratio_outside_is_contradicted(tmp_path):
+    write_grids(tmp_path, 2e-3, 1.2e-3, LION_LRS)  # ratio 1.7
+    assert only(judged(tmp_path), "paper_lr").verdict == CONTRADICTED
 
 
-def test_lion_grid_from_divisors_is_judged_by_resolved_lrs(tmp_path):
-    # Lion as lr_ratio_fine runs it (divisors of one base lr), AdamW on a grid of base lrs: same verdict.
-    write_lr_grid(tmp_path, "adamw", GRID, best=3e-3)
-    for divisor in (1, 2, 3, 5, 10, 20):
-        for seed in range(4):
-            write_run(tmp_path, "lion", seed, bowl(3e-3 / divisor, 7e-4) + 0.01 * (seed % 2), base_lr=3e-3,
-                      divisor=divisor)
-    found = verdict(tmp_path, "paper_lr")
-    assert found.outcome == SUPPORTED and found.effect == pytest.approx(3e-3 / 7e-4, rel=0.05)
+def test_tied_grids_build_the_ratio_in_and_are_not_judged(tmp_path):
+    write_grids(tmp_path, 2e-3, 4e-4, [lr / 3 for lr in ADAMW_LRS])
+    cell = only(judged(tmp_path), "paper_lr", judged_only=False)
+    assert not cell.judged and "Lion's grid is AdamW's / 3" in cell.reason
 
 
-def write_wd_grid(root, optimizer, best, lr):
-    for index, weight_decay in enumerate(WD_GRID):
-        for seed in range(4):
-            noise = 0.002 * ((3 * seed + index) % 3 - 1)
-            write_run(root, optimizer, seed, bowl(weight_decay, best) + 0.01 * (seed % 2) + noise, base_lr=lr,
-                      base_wd=weight_decay)
+def test_a_best_point_at_the_edge_is_not_an_optimum(tmp_path):
+    write_grids(tmp_path, 2e-2, 4e-4, LION_LRS)  # AdamW keeps improving up to its largest lr
+    cell = only(judged(tmp_path), "paper_lr", judged_only=False)
+    assert not cell.judged and "edge of the grid for AdamW" in cell.reason
 
 
-def test_weight_decay_ratio(tmp_path):
-    write_wd_grid(tmp_path / "paper", "adamw", best=0.03, lr=1e-3)
-    write_wd_grid(tmp_path / "paper", "lion", best=0.15, lr=3e-4)
-    found = verdict(tmp_path / "paper", "paper_wd")
-    assert found.outcome == SUPPORTED and found.effect == pytest.approx(5.0, rel=0.05)
-    assert "wd swept, AdamW lr 1e-3, Lion lr 3e-4" in found.label
-    write_wd_grid(tmp_path / "smaller", "adamw", best=0.3, lr=1e-3)
-    write_wd_grid(tmp_path / "smaller", "lion", best=0.03, lr=3e-4)
-    assert verdict(tmp_path / "smaller", "paper_wd").outcome == CONTRADICTED
+def test_three_seeds_give_a_rough_interval(tmp_path):
+    write_grids(tmp_path, 2e-3, 4e-4, LION_LRS, seeds=3)
+    assert "rough interval: 3 seeds (10 distinct resamples)" in only(judged(tmp_path), "paper_lr").test.note
 
 
-def test_wd_multiplier_sweep_alone_is_not_judged(tmp_path):
-    # The wd_multiplier preset: AdamW at one weight decay, Lion at x1, x3, x10. No tuned AdamW optimum: not judged.
-    for seed in range(3):
-        write_run(tmp_path, "adamw", seed, 3.0)
-        for multiplier, penalty in ((1.0, 0.4), (3.0, 0.0), (10.0, 0.3)):
-            write_run(tmp_path, "lion", seed, 3.0 + penalty, divisor=3.0, wd_multiplier=multiplier)
-    found = verdict(tmp_path, "paper_wd")
-    assert not found.judged and "fewer than 4 weight decay values" in found.reason
+def test_weight_decay_in_the_papers_terms(tmp_path):
+    # Best lr x wd: AdamW 2e-3 x 0.1 = 2e-4; Lion 4e-4 x 0.5 = 2e-4: a similar strength (ratio 1).
+    for seed in range(4):
+        for lr in (1e-3, 2e-3, 4e-3):
+            for wd in (0.03, 0.1, 0.3):
+                loss = bowl(lr, 2e-3) + 0.5 * math.log10(wd / 0.1) ** 2 + 0.01 * (seed % 2)
+                write_run(tmp_path, "adamw", seed, loss, base_lr=lr, base_wd=wd)
+        for lr in (2e-4, 4e-4, 8e-4):
+            for wd in (0.15, 0.5, 1.5):
+                loss = bowl(lr, 4e-4) + 0.5 * math.log10(wd / 0.5) ** 2 + 0.01 * (seed % 2)
+                write_run(tmp_path, "lion", seed, loss, base_lr=lr, base_wd=wd)
+    cell = only(judged(tmp_path), "paper_wd")
+    assert cell.verdict == SUPPORTED and cell.effect == pytest.approx(1.0)
+    assert "best wd Lion / AdamW 5" in cell.detail
+
+
+def test_decoupled_weight_decay_independent_of_the_lr(tmp_path):
+    for seed in range(4):
+        for lr in (1e-4, 1e-3):
+            for wd in (0.01, 0.03, 0.1, 0.3, 1.0):
+                loss = 3 + 0.5 * math.log10(wd / 0.1) ** 2 + 0.01 * (seed % 2) + 0.002 * ((seed + int(wd * 100)) % 3)
+                write_run(tmp_path, "lion", seed, loss, base_lr=lr, base_wd=wd,
+                          options={"decoupled_weight_decay": True})
+    cell = only(judged(tmp_path), "decoupled_wd")
+    assert cell.verdict == SUPPORTED and cell.effect == pytest.approx(1.0, rel=0.2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lion_bench.results import report
+from lion_bench.results import cli
 from lion_bench.results.load import SkippedRun, tables
 from lion_bench.results.wandb_import import fetch_project
 
@@ -81,7 +81,7 @@ def test_runs_come_back_in_the_local_record_shape():
 def test_report_pulls_wandb_runs(tmp_path, monkeypatch, capsys):
     wandb = pytest.importorskip("wandb")
     monkeypatch.setattr(wandb, "Api", FakeApi)
-    assert report.main(["--wandb", RECORDED["project"], "-o", str(tmp_path)]) == 0
+    assert cli.main(["--wandb", RECORDED["project"], "-o", str(tmp_path)]) == 0
     printed = capsys.readouterr()
     assert "5 runs loaded, 1 skipped" in printed.out and "r8running" in printed.err
     assert (tmp_path / "report.md").exists() and list(tmp_path.glob("*.png"))
