@@ -200,10 +200,26 @@ TRAINER = {
     "budget": Choice("steps", "tokens"), "reference_batch_size": Int(1),
     "checkpoint_minutes": NON_NEGATIVE, "checkpoint_every": Int(0),
 }
-# A preset's ``sweep`` node (configs/sweep/): its name names the sweep directory.
-SWEEP = {"name": Text(name=True), "lr_divisor": Optional(POSITIVE),
+class NumberTable(Spec):
+    """A mapping of point names to positive numbers (a preset's lr grid: ``{p1: 8, p2: 4}``)."""
+
+    optional = True
+
+    def problem(self, value: Any) -> str | None:
+        if not isinstance(value, Mapping) or not value:
+            return f"must be a mapping of grid points to numbers > 0, got {_shown(value)}"
+        for key, item in value.items():
+            if POSITIVE.problem(item):
+                return f"must map each grid point to a number > 0, got {key}: {_shown(item)}"
+        return None
+
+
+# A preset's ``sweep`` node (configs/sweep/): its name names the sweep directory; ``point`` picks each
+# optimizer's lr divisor from ``grid`` (arms adamw_grid, lion_own_grid).
+SWEEP = {"name": Text(name=True), "lr_divisor": Optional(POSITIVE), "point": Optional(Text(name=True)),
+         "grid": {"adamw": NumberTable(), "lion": NumberTable()},
          "search": {"lr_factor": List(POSITIVE, length=2), "lr_divisor": List(POSITIVE, length=2)}}
-OPTIONAL_SUBTREES = {"sweep.search"}  # mappings that may be absent
+OPTIONAL_SUBTREES = {"sweep.search", "sweep.grid"}  # mappings that may be absent
 TOP = {"base": {"lr": POSITIVE, "weight_decay": NON_NEGATIVE}, "seed": Int(0), "device": Text(),
        "output_root": Text(), "arm": Optional(Text(name=True)), "trainer": TRAINER}
 

@@ -26,7 +26,9 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
 def test_group_option_composes(group, option):
-    cfg = compose_config([f"{group}={option}"])
+    # The grid arms read their lr divisor from a preset's sweep.grid (sweep=tuned, sweep=quickstart).
+    needs_grid = group == "arm" and option in ("adamw_grid", "lion_own_grid")
+    cfg = compose_config([f"{group}={option}", *(["sweep=tuned"] if needs_grid else [])])
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if group == "trainer":
         assert resolved["trainer"]["max_steps"] >= 1

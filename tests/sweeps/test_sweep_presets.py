@@ -19,7 +19,13 @@ EXPECTED = {
     "lr_ratio_fine": ([], {"adamw": ("adamw", 1, 1), **{f"lion_div{d}": ("lion", d, 3) for d in (1, 2, 3, 5, 10, 20, 30)}}),
     "wd_multiplier": (["sweep.lr_divisor=10"], {"adamw": ("adamw", 1, 1), "lion_wd1": ("lion", 10, 1),
                                                 "lion_wd3": ("lion", 10, 3), "lion_wd10": ("lion", 10, 10)}),
-    "betas": ([], {"adamw": ("adamw", 1, 1), "lion_div3": ("lion", 3, 3), "lion_stable_betas": ("lion", 3, 3)}),
+    "betas": (["sweep.lr_divisor=2"], {"lion_grid": ("lion", 2, 3), "lion_stable_betas": ("lion", 2, 3)}),
+    "tuned": (["sweep.point=p4"], {"adamw_grid": ("adamw", 1, 1), "lion_own_grid": ("lion", 5, 3)}),
+    "wd_grid": (["base.weight_decay=0.1"], {"adamw": ("adamw", 1, 1), "lion_wd1": ("lion", 3, 1)}),
+    "schedule": (["trainer.schedule.name=inverse_sqrt"], {"adamw": ("adamw", 1, 1), "lion_div3": ("lion", 3, 3)}),
+    "schedule_ratio": (["trainer.schedule.final_fraction=0.3"], {"lion_div3": ("lion", 3, 3)}),
+    "cautious": ([], {"lion_grid": ("lion", 3, 3), "lion_cautious": ("lion", 3, 3)}),
+    "decoupled_wd": (["sweep.lr_divisor=10", "base.weight_decay=1e-3"], {"lion_decoupled": ("lion", 10, 1)}),
     "batch_size": (["trainer.batch_size=8,64"], {"adamw": ("adamw", 1, 1), "lion_div3": ("lion", 3, 3)}),
     "lr_grid": (["base.lr=0.01,0.03"], {"adamw": ("adamw", 1, 1), "lion_grid": ("lion", 3, 3)}),
     "batch_lr_grid": (["trainer.batch_size=8,64", "base.lr=0.01,0.03"],
@@ -110,15 +116,17 @@ def test_optuna_preset_searches_adamw_lr_and_lion_divisor_on_log_scale(tmp_path)
     assert len({h["lr_divisor"] for h in lion_runs}) == 2
 
 
-def test_quickstart_runs_the_lr_ratio_arms_on_the_text_task(tmp_path):
-    result = run_sweep(tmp_path, "sweep=quickstart", "seed=0", "trainer.max_steps=2", "trainer.schedule.warmup_steps=0", "task.data.max_bytes=200000",
-                       "task.eval.num_windows=4")
+def test_quickstart_runs_each_optimizers_grid_on_the_text_task(tmp_path):
+    result = run_sweep(tmp_path, "sweep=quickstart", "seed=0", "trainer.max_steps=2", "trainer.schedule.warmup_steps=0",
+                       "task.data.max_bytes=200000", "task.eval.num_windows=4")
     assert result.returncode == 0, result.stderr[-3000:]
     records = trial_records(tmp_path / "sweeps" / "quickstart")
-    assert sorted(record["arm"] for record in records.values()) == ["adamw", "lion_div1", "lion_div10", "lion_div3"]
+    assert sorted(record["arm"] for record in records.values()) == ["adamw_grid"] * 3 + ["lion_own_grid"] * 3
     assert all(record["task"] == "text" and record["status"] == "finished" for record in records.values())
-    lrs = sorted(record["hyperparameters"]["lr"] for record in records.values())
-    assert lrs == pytest.approx([5e-4, 5e-3 / 3, 5e-3, 5e-3])
+    lrs = {(record["optimizer"], record["hyperparameters"]["lr"]) for record in records.values()}
+    # AdamW at base.lr x {0.5, 1, 2}; Lion at base.lr / {1, 3, 10}: updates 2-4 at AdamW's base lr, and a grid each.
+    assert sorted(lr for name, lr in lrs if name == "adamw") == pytest.approx([2.5e-3, 5e-3, 1e-2])
+    assert sorted(lr for name, lr in lrs if name == "lion") == pytest.approx([5e-4, 5e-3 / 3, 5e-3])
 
 
 def test_readme_repro_is_the_readme_setting(tmp_path):
