@@ -6,6 +6,7 @@
     lion-bench task=quadratic device=cpu             # another task, device override
     lion-bench -m optimizer=adamw,lion seed=0,1,2    # a Hydra multirun
     lion-bench -m sweep=lr_ratio                     # a preset sweep (configs/sweep/); rerun to resume it
+    lion-bench task=diabetes                         # a task from an installed package (lion-bench-tasks lists them)
 
 Each run's directory holds config.yaml, metrics.jsonl and run.json (see README). lion-bench --help
 lists the config groups; bad input is refused with one line and exit status 2 before anything is written.
@@ -14,6 +15,7 @@ lists the config groups; bad input is refused with one line and exit status 2 be
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import hydra
@@ -21,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lion_bench import command_line
+from lion_bench import command_line, user_tasks
 from lion_bench.plan import plan_run
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
@@ -69,7 +71,11 @@ def hydra_main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """The console script: command-line checks, then Hydra; bad input and interrupts end in one line."""
+    """The console script: plugin tasks' configs registered and the command-line checks, then Hydra;
+    bad input and interrupts end in one line."""
+    problem = user_tasks.prepare(sys.argv[1:])  # your own tasks and config directories (docs/your_own_task.md)
+    if problem:
+        command_line.fail(problem)
     command_line.run(hydra_main)
 
 

@@ -181,6 +181,7 @@ def load_enwik8_datasets(dataset: str, config: str | None, layout: ByteSplits = 
 
 class Enwik8Task(ByteLMTask):
     name = "enwik8"
+    description = "byte-level LM on enwik8 (Hutter Prize file), a 6x512 decoder; bpc over the full split"
     # The layout every file is checked against. Only tests replace it (with a small synthetic
     # layout); no config key reaches it, so a real run always checks the real size and checksum.
     layout: ByteSplits = ENWIK8

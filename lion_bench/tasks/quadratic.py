@@ -15,6 +15,7 @@ from lion_bench.tasks.base import Batch, Task
 
 class QuadraticTask(Task):
     name = "quadratic"
+    description = "noisy, ill-conditioned least squares (linear regression); trains in under a second"
     unit = "examples"
 
     def __init__(self, cfg, **kwargs):

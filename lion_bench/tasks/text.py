@@ -202,6 +202,7 @@ class TextTask(ByteLMTask):
     """Byte LM on local text (``task.data.path``) or the embedded standard-library corpus."""
 
     name = "text"
+    description = "byte-level LM, a small decoder-only transformer; embedded corpus, local text or a datasets column"
 
     @staticmethod
     def corpus(cfg) -> tuple[str | None, int | None]:
