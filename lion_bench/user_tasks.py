@@ -92,7 +92,7 @@ def config_directory_problem(location: str) -> str | None:
             documents = list(yaml.safe_load_all(path.read_text()))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue  # Hydra reports a file it cannot read when it loads it
-        for where in _callable_keys(documents, ""):
+        for where in (where for document in documents for where in _callable_keys(document, "")):
             return (f"{path} sets {where}: Hydra would import and call what it names (any code). Configs of your "
                     "own may set task, sweep and trainer keys; tasks come from installed packages by name "
                     "(docs/your_own_task.md)")
