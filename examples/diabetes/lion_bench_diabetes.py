@@ -5,7 +5,6 @@ target (1.0 is predicting the mean)."""
 import hashlib
 
 import torch
-from sklearn.datasets import load_diabetes
 from torch import nn
 from torch.nn import functional as F
 
@@ -18,12 +17,14 @@ class DiabetesTask(Task):
     api_version = 1
     default_config = {"base_lr": 3e-3, "base_weight_decay": 0.01,  # the AdamW reference of ratio space
                       "data": {"val_fraction": 0.2, "split_seed": 0}, "model": {"hidden": 64}}
-    # Only what needs more than its default's type: the rest (base_lr, model.hidden: int) is derived.
+    # Ranges beyond each default's type (keys left out are checked against their default's type).
     config_schema = {"data": {"val_fraction": Float(0, 1, open_low=True, open_high=True), "split_seed": Int(0)},
                      "model": {"hidden": Int(1)}}
 
     def __init__(self, cfg, **kwargs):
         super().__init__(cfg, **kwargs)
+        from sklearn.datasets import load_diabetes  # here, not at the top: lion-bench imports every plugin at start-up
+
         x, y = (torch.as_tensor(array, dtype=torch.float32) for array in load_diabetes(return_X_y=True))
         # A fixed split, the same for every run seed, standardized with training statistics.
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg["data"]["split_seed"]))
