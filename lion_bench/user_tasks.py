@@ -9,7 +9,8 @@
   ``--config-dir``, ``--config-path``) may hold task, sweep and arm configs but nothing Hydra would
   import and call (``_target_`` and its kin anywhere, ``hydra.callbacks``), like the command line.
 - ``main``: ``lion-bench-tasks`` lists every task (name, package, version, one line); exit status 1
-  when an installed plugin is broken.
+  when an installed plugin is broken. ``lion-bench-tasks --check NAME`` checks that task's promises
+  (``tasks/contract.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 from lion_bench import __version__
 from lion_bench.command_line import CALLABLE_KEYS
-from lion_bench.tasks import TASKS, plugins
+from lion_bench.plan import check_config, resolve_device
+from lion_bench.runs.errors import BadInput
+from lion_bench.tasks import TASKS, broken_plugin_problem, plugins, task_class
+from lion_bench.tasks.contract import contract_checks
 from lion_bench.tasks.plugins import describe_class
 
 # Flags of Hydra's that add a config directory (the value follows, or comes after "=").
@@ -130,12 +137,46 @@ def task_rows() -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def check_task(name: str, overrides: list[str]) -> int:
+    """``lion-bench-tasks --check NAME [key=value ...]``: the task built from its composed config, on
+    this machine's device, and each promise of the contract checked (tasks/contract.py). Returns the
+    exit status: 0 when every promise is kept, 1 otherwise, 2 for bad input."""
+    register_task_configs()
+    try:
+        broken = broken_plugin_problem({"name": name})
+        if broken:
+            raise BadInput(broken)
+        with initialize_config_module(config_module="lion_bench.configs", version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[f"task={name}", *overrides])
+        check_config(cfg)
+        cls = task_class(cfg.task.name)
+        device = resolve_device(cfg.device)
+    except BadInput as error:
+        print(f"lion-bench-tasks: {error}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as error:
+        print(f"lion-bench-tasks: {' '.join(str(error).split('Config search path')[0].split())}", file=sys.stderr)
+        return 2
+    results = contract_checks(cls, cfg.task, batch_size=int(cfg.trainer.batch_size), device=device)
+    for promise, problem in results:
+        print(f"{'ok  ' if problem is None else 'FAIL'}  {promise}{f': {problem}' if problem else ''}")
+    return 0 if all(problem is None for _, problem in results) and len(results) == 6 else 1
+
+
 def main(arguments: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="lion-bench-tasks",
         description="List the tasks lion-bench can train: built in, and from installed packages (entry-point "
-                    "group lion_bench.tasks). Train one with lion-bench task=NAME. Exit status 1 if a plugin is broken.")
-    parser.parse_args(arguments)
+                    "group lion_bench.tasks); train one with lion-bench task=NAME. Exit status 1 if a plugin is "
+                    "broken. With --check NAME: check that task's promises (seeded model and batches, "
+                    "deterministic evaluation, resumable data position, a loss that trains, a described source).")
+    parser.add_argument("--check", metavar="NAME", help="check the task NAME (built in or a plugin)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for --check")
+    args = parser.parse_args(arguments)
+    if args.check:
+        sys.exit(check_task(args.check, args.overrides))
+    if args.overrides:
+        parser.error("overrides go with --check NAME")
     rows = [("task", "package", "version", "description"), *task_rows()]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
@@ -144,5 +185,5 @@ def main(arguments: list[str] | None = None) -> None:
         sys.exit(1)
 
 
-__all__ = ["command_line_problem", "config_directory_problem", "main", "prepare", "register_task_configs",
+__all__ = ["check_task", "command_line_problem", "config_directory_problem", "main", "prepare", "register_task_configs",
            "task_rows"]

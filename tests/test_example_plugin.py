@@ -12,6 +12,7 @@ from importlib import metadata
 
 import pytest
 
+from lion_bench import user_tasks
 from lion_bench.user_tasks import task_rows
 
 try:
@@ -29,6 +30,12 @@ def test_the_example_task_is_listed():
     shown = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, timeout=300)
     [task_line] = [line for line in shown.stdout.splitlines() if line.startswith("task: ")]
     assert "diabetes" in task_line.removeprefix("task: ").split(", ")
+
+
+def test_the_example_task_keeps_the_contract(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        user_tasks.main(["--check", "diabetes", "device=cpu"])
+    assert stopped.value.code == 0 and capsys.readouterr().out.count("ok  ") == 6
 
 
 def test_the_example_task_runs_a_sweep_and_the_report(tmp_path):

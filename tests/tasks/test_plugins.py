@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from plugin_packages import LINE_TASK, add_distribution
 from test_bad_input import assert_refused, run_entry_point
 
-from compose import compose_config
+from compose import InterruptAt, compose_config
 from lion_bench import user_tasks
 from lion_bench.plan import input_problems, resolved_config
 from lion_bench.runs.record import Status
@@ -135,6 +135,17 @@ def test_a_plugin_task_trains_and_records_its_package(site, tmp_path):
     assert record.status is Status.FINISHED and record.task == "line" and record.final_val_loss < 10
     assert record.data["plugin"] == {"package": "line-plugin", "version": "0.1"}
     assert read_record(tmp_path / "run").trial_id == record.trial_id
+
+
+def test_an_interrupted_plugin_run_resumes_to_the_same_result(site, tmp_path):
+    install(site, "line", LINE_TASK)
+    overrides = ["trainer.max_steps=8", "trainer.log_every=1", "trainer.checkpoint_every=3", "trainer.eval_every=4"]
+    whole = train(plugin_config(overrides), tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(plugin_config(overrides), tmp_path / "resumed", loggers=[InterruptAt(5)])
+    resumed = train(plugin_config(overrides), tmp_path / "resumed")
+    assert resumed.resumed_from_step == 3 and resumed.trial_id == whole.trial_id
+    assert resumed.final_val_loss == whole.final_val_loss and resumed.steps == whole.steps == 8
 
 
 @pytest.mark.parametrize("override, message", [
