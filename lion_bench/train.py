@@ -27,7 +27,8 @@ from lion_bench import command_line, user_tasks
 from lion_bench.plan import plan_run
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
-from lion_bench.runs.store import RUN_FILE
+from lion_bench.runs.errors import BadInput
+from lion_bench.runs.store import RUN_FILE, remove_unused_run_dir
 from lion_bench.sweeps.resume import objective, run_trial
 from lion_bench.trainer import train
 
@@ -67,7 +68,11 @@ def hydra_main(cfg: DictConfig) -> float:
     if hydra_config.mode == RunMode.MULTIRUN:
         # A sweep trial: skipped if done or busy, resumed if not, failures recorded, not raised.
         return run_trial(cfg, run_dir, lambda: run_one(cfg, run_dir))
-    return objective(run_one(cfg, run_dir))
+    try:
+        return objective(run_one(cfg, run_dir))
+    except BadInput as error:  # found once the task is built (what a plugin's methods return): one line, exit 2
+        remove_unused_run_dir(run_dir, Path(cfg.output_root))
+        command_line.fail(str(error))
 
 
 def main() -> None:

@@ -211,6 +211,14 @@ def test_selecting_a_broken_plugin_is_one_line_and_exit_2(site, tmp_path, monkey
                                        "method(s) loss of the Task contract", tmp_path / "out")
 
 
+def test_a_wrong_model_type_is_one_line_and_leaves_nothing(site, tmp_path, monkeypatch, capsys):
+    install(site, "line", subclass("def build_model(self):\n    return 'a model'"), attribute="Changed")
+    code, out, err = run_entry_point(["task=line", *FAST], tmp_path / "out", monkeypatch, capsys)
+    assert_refused(code, out, err, "task 'line' of package plugin-line 0.1: Changed.build_model returned str, not a "
+                                   "torch.nn.Module", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_real_command_refuses_a_plugin_with_a_missing_method(tmp_path):
     site = tmp_path / "site"
     add_distribution(site, "broken-plugin", {"broken": "broken_module:LineTask"},
