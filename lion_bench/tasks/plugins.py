@@ -182,7 +182,7 @@ def declared_config(name: str, task_class: type[Task]) -> tuple[dict[str, Any], 
 def node_schema(values: Mapping[str, Any], declared: Mapping[str, Any], path: str) -> dict[str, Any]:
     """The schema of a config node: each key's declared spec (``declared``), else one for its default value."""
     result = {}
-    for key in {*values, *declared}:
+    for key in sorted({*values, *declared}, key=str):
         where = f"{path}.{key}"
         if key in declared:
             result[key] = spec_of(declared[key], values.get(key), where)

@@ -24,7 +24,7 @@ from lion_bench import user_tasks
 from lion_bench.plan import input_problems, resolved_config
 from lion_bench.runs.record import Status
 from lion_bench.runs.store import read_record
-from lion_bench.tasks import PluginError, build_task, check_task_data, plugins, task_class
+from lion_bench.tasks import PluginError, check_task_data, plugins, task_class
 from lion_bench.tasks.plugins import load_plugins
 from lion_bench.trainer import train
 
