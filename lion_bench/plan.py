@@ -22,7 +22,7 @@ from lion_bench.runs.errors import BadInput
 from lion_bench.runs.identity import trial_dir_name, trial_id
 from lion_bench.runs.ratio import resolve_hyperparameters
 from lion_bench.schema import Problem, config_problems, planned_steps, resolve_warmup
-from lion_bench.tasks import check_task_data, data_identity
+from lion_bench.tasks import broken_plugin_problem, check_task_data, data_identity, plugin_task_schemas
 
 # Where a data problem lies: the keys that choose the data and the window that must fit it.
 DATA_KEYS = ("task.data", "task.model.seq_len", "task.name")
@@ -88,7 +88,10 @@ def resolve_compile(value: Any, device: torch.device) -> bool:
 def input_problems(config: Mapping[str, Any]) -> list[Problem]:
     """Everything wrong with a resolved config (without its ``hydra`` node): the schema's checks,
     then the device and the data (by file kinds and sizes; nothing is read)."""
-    found = config_problems(config)
+    broken = broken_plugin_problem(config.get("task"))  # a plugin task that cannot load says why
+    if broken:
+        return [Problem(("task.name",), broken)]
+    found = config_problems(config, plugin_task_schemas())
     if not any(problem.keys[0] == "device" for problem in found):
         try:
             device = resolve_device(config["device"])

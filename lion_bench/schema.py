@@ -144,7 +144,10 @@ NON_NEGATIVE = Float(0)
 FRACTION_OPEN = Float(0, 1, open_low=True, open_high=True)
 BETAS = List(Float(0, 1, open_high=True), length=2)
 BYTE_LM_DATA = {"path": Nullable(Text()), "max_bytes": Nullable(Int(1)), "val_fraction": FRACTION_OPEN,
-                "block_bytes": Int(1)}
+                "block_bytes": Int(1),
+                # source=hf: a column of a Hugging Face dataset (tasks/datasets_text.py)
+                "source": Optional(Choice("file", "hf")), "hf_dataset": Optional(Text()),
+                "hf_config": Optional(Text()), "hf_split": Optional(Text()), "hf_column": Optional(Text())}
 BYTE_LM_EVAL = {"num_windows": Int(1), "batch_size": Int(1), "final": Choice("sample", "full_valid"),
                 "stride": Nullable(Int(1))}
 TRANSFORMER = {"seq_len": Int(1), "d_model": Int(1), "n_layer": Int(1), "n_head": Int(1),
@@ -252,6 +255,13 @@ def _check_tree(value: Any, schema: Mapping[str, Any], path: str, found: list[Pr
                 found.append(Problem((where,), f"{where} {problem}"))
 
 
+def tree_problems(value: Any, schema: Mapping[str, Any], path: str) -> list[Problem]:
+    """What is wrong with ``value`` (the node at ``path``) against ``schema``: unknown and missing keys, types."""
+    found: list[Problem] = []
+    _check_tree(value, schema, path, found)
+    return found
+
+
 def _choose(config: Mapping[str, Any], group: str, schemas: Mapping[str, dict], found: list[Problem]) -> dict | None:
     node = config.get(group)
     name = node.get("name") if isinstance(node, Mapping) else None
@@ -295,7 +305,7 @@ def _relation_problems(config: Mapping[str, Any]) -> list[Problem]:
                                    f"would never reach its value; set trainer.schedule.warmup_steps below {num_steps} "
                                    "(0: none) or trainer.schedule.warmup_fraction=0.1"))
     model = task.get("model") if isinstance(task.get("model"), Mapping) else {}
-    if "n_head" in model and model["d_model"] % model["n_head"]:
+    if "n_head" in model and "d_model" in model and model["d_model"] % model["n_head"]:
         found.append(Problem(("task.model.n_head", "task.model.d_model"),
                              f"task.model.n_head={model['n_head']} must divide task.model.d_model={model['d_model']}; "
                              "pick a head count that divides the width"))
@@ -317,12 +327,14 @@ def _relation_problems(config: Mapping[str, Any]) -> list[Problem]:
     return found
 
 
-def config_problems(config: Mapping[str, Any]) -> list[Problem]:
+def config_problems(config: Mapping[str, Any], plugin_tasks: Mapping[str, dict] | None = None) -> list[Problem]:
     """Everything wrong with ``config`` (resolved, without the ``hydra`` node), checked against the
-    schema: unknown and missing keys, types, ranges, then relations between keys."""
+    schema: unknown and missing keys, types, ranges, then relations between keys. ``plugin_tasks``:
+    the schemas of tasks from installed packages (``tasks.plugin_task_schemas``), beside ``TASKS``."""
     found: list[Problem] = []
     schema = {**TOP, "sweep": SWEEP if config.get("sweep") is not None else Optional(Text())}
-    for group, schemas in (("optimizer", OPTIMIZERS), ("task", TASKS), ("logger", LOGGERS)):
+    tasks = {**TASKS, **(plugin_tasks or {})}
+    for group, schemas in (("optimizer", OPTIMIZERS), ("task", tasks), ("logger", LOGGERS)):
         schema[group] = _choose(config, group, schemas, found)
     if found:  # an unknown optimizer, task or logger: its keys cannot be checked
         return found

@@ -6,6 +6,7 @@
     lion-bench task=quadratic device=cpu             # another task, device override
     lion-bench -m optimizer=adamw,lion seed=0,1,2    # a Hydra multirun
     lion-bench -m sweep=lr_ratio                     # a preset sweep (configs/sweep/); rerun to resume it
+    lion-bench task=diabetes                         # a task from an installed package (lion-bench-tasks lists them)
 
 Each run's directory holds config.yaml, metrics.jsonl and run.json (see README). lion-bench --help
 lists the config groups; bad input is refused with one line and exit status 2 before anything is written.
@@ -14,6 +15,7 @@ lists the config groups; bad input is refused with one line and exit status 2 be
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import hydra
@@ -21,11 +23,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lion_bench import command_line
+from lion_bench import command_line, user_tasks
 from lion_bench.plan import plan_run
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
-from lion_bench.runs.store import RUN_FILE
+from lion_bench.runs.errors import BadInput
+from lion_bench.runs.store import RUN_FILE, remove_unused_run_dir
 from lion_bench.sweeps.resume import objective, run_trial
 from lion_bench.trainer import train
 
@@ -65,11 +68,19 @@ def hydra_main(cfg: DictConfig) -> float:
     if hydra_config.mode == RunMode.MULTIRUN:
         # A sweep trial: skipped if done or busy, resumed if not, failures recorded, not raised.
         return run_trial(cfg, run_dir, lambda: run_one(cfg, run_dir))
-    return objective(run_one(cfg, run_dir))
+    try:
+        return objective(run_one(cfg, run_dir))
+    except BadInput as error:  # found once the task is built (what a plugin's methods return): one line, exit 2
+        remove_unused_run_dir(run_dir, Path(cfg.output_root))
+        command_line.fail(str(error))
 
 
 def main() -> None:
-    """The console script: command-line checks, then Hydra; bad input and interrupts end in one line."""
+    """The console script: plugin tasks' configs registered and the command-line checks, then Hydra;
+    bad input and interrupts end in one line."""
+    problem = user_tasks.prepare(sys.argv[1:])  # your own tasks and config directories (docs/your_own_task.md)
+    if problem:
+        command_line.fail(problem)
     command_line.run(hydra_main)
 
 

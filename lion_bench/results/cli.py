@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from lion_bench.results.claims.catalogue import CLAIM_BY_KEY
-from lion_bench.results.claims.judge import MIN_STEPS, judge
+from lion_bench.results.claims.judge import MIN_STEPS, judge, study_protocols
 from lion_bench.results.load import SkippedRun, load_local, tables
-from lion_bench.results.protocol import ProtocolError, load_protocol
+from lion_bench.results.protocol import ProtocolError
 from lion_bench.results.render import markdown_table
 from lion_bench.results.report import answer_frame, build_report, terminal_summary
 from lion_bench.runs.errors import DamagedFile
@@ -111,18 +110,12 @@ def load(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, list[str
     return runs, curves, skipped, damaged
 
 
-def protocols(runs: pd.DataFrame) -> dict:
-    """Each study's protocol (None for a study without one)."""
-    studies = sorted({study for study in runs.get("study", pd.Series(dtype=object)).dropna()})
-    return {study: load_protocol(Path(study), set(CLAIM_BY_KEY)) for study in studies}
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         check_dependencies()
         runs, curves, skipped, damaged = load(args)
-        found = protocols(runs) if len(runs) else {}
+        found = study_protocols(runs) if len(runs) else {}
     except (BadArguments, ProtocolError) as error:
         print(f"lion-bench-report: error: {error}", file=sys.stderr)
         return 2

@@ -25,7 +25,8 @@ NON_SETUP_KEYS = ("optimizer", "arm", "base", "seed", "device", "logger", "outpu
 # change what a run computes (where data comes from; logging, evaluation cadence, checkpoints).
 NON_SETUP_PATHS = frozenset({
     "task.name", "task.base_lr", "task.base_weight_decay", "task.eval.batch_size",
-    "task.data.path", "task.data.cache_dir", "task.data.download", "task.data.url",
+    "task.data.path", "task.data.cache_dir", "task.data.download", "task.data.url", "task.data.source",
+    "task.data.hf_dataset", "task.data.hf_config", "task.data.hf_split", "task.data.hf_column",
     "trainer.batch_size", "trainer.grad_accum_steps", "trainer.max_steps", "trainer.budget",
     "trainer.reference_batch_size", "trainer.schedule.warmup_steps", "trainer.schedule.warmup_fraction",
     "trainer.precision", "trainer.compile", "trainer.progress", "trainer.log_every", "trainer.eval_every",

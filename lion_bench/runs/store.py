@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import traceback
 import warnings
@@ -109,6 +110,20 @@ def write_failure(run_dir: Path, record: RunRecord) -> None:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     (Path(run_dir) / TRACEBACK_FILE).write_text(traceback.format_exc())
     write_record(run_dir, record)
+
+
+def remove_unused_run_dir(run_dir: Path, root: Path) -> None:
+    """Remove ``run_dir`` when it holds nothing but Hydra's copy of the config (``.hydra``): a run
+    refused as bad input after Hydra made its directory leaves nothing behind. Parents that become
+    empty go too, up to ``root`` included."""
+    run_dir, root = Path(run_dir).resolve(), Path(root).resolve()
+    if not run_dir.is_dir() or not {path.name for path in run_dir.iterdir()} <= {".hydra"}:
+        return
+    shutil.rmtree(run_dir)
+    for parent in run_dir.parents:
+        if not parent.is_relative_to(root) or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def set_aside(path: Path, reason: str, consequence: str = "the trial runs again") -> Path:

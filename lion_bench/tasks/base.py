@@ -1,19 +1,44 @@
-"""The small base every task builds on.
+"""The Task contract: what every task, built in or from another package, owes the harness.
 
-A task owns its data and model and knows how to score the model. The training loop only calls:
+Version ``TASK_API_VERSION`` (1). A task from another package (a *plugin*, registered under the
+entry-point group ``lion_bench.tasks``; docs/your_own_task.md) subclasses ``Task``, sets
+``api_version = 1`` and implements the four abstract methods; the rest has defaults.
 
-    task.build_model() -> nn.Module
-    task.train_batch() -> batch           (tensors on the task's device; next batch of the seeded stream)
+The training loop calls, on an instance built as ``Task(cfg, batch_size=..., seed=..., device=...)``:
+
+    task.build_model() -> nn.Module       (seeded: call torch.manual_seed(self.seed) first)
+    task.train_batch() -> batch           (next batch of the seeded stream: draw from ``self.generator``;
+                                           a tuple of tensors on the task's device: ``self.to_device``)
     task.loss(model, batch) -> scalar     (mean loss in nats, or the task's unit; a device tensor)
-    task.evaluate(model) -> {"val_loss": ..., ...}   (deterministic, on the fixed held-out split)
+    task.evaluate(model) -> {"val_loss": ..., ...}   (deterministic, on a fixed held-out split that
+                                           never depends on the run seed)
     task.final_evaluate(model) -> {...}   (once, after the last step: numbers that replace or add to
                                            the last evaluation's; default none)
     task.units_per_batch(batch) -> int    (tokens for LMs, examples otherwise)
-    task.describe() -> dict               (data source and fingerprint, recorded in run.json)
+    task.describe() -> dict               (JSON: the data source and a ``sha256`` fingerprint of the
+                                           data used, recorded in run.json as ``data``)
+    task.state_dict() / load_state_dict() (the data position, for resume; default: ``self.generator``;
+                                           saved in checkpoints loaded with weights_only=True, so
+                                           tensors, numbers, strings, lists and dicts only)
+
+and before anything runs or is written, on the class, with the resolved task config (a mapping):
+
+    Task.check_data(cfg) -> None          (raise BadInput, one line saying what to do, for data that
+                                           cannot work; cheap: no training data is read if avoidable)
+    Task.data_identity(cfg) -> str        (what a trial's identity holds of the data: a content hash,
+                                           a checksum or a source name; different data, different value)
 
 Metric keys are canonical, so the trainer knows none of a task's own: ``val_loss`` (lower is
 better; what runs are compared on), optionally ``val_bpc`` and ``val_accuracy``, and for a
 held-out test split ``test_loss`` / ``test_bpc``; ``*_bytes`` and the like count what was scored.
+
+What a task declares about its config (plugins; built-in tasks keep theirs in configs/task/*.yaml
+and lion_bench/schema.py): ``default_config``, the ``task=<name>`` node (``base_lr`` and
+``base_weight_decay``, the AdamW reference of ratio space, plus the task's own keys; ``name`` is
+the entry point's name), and ``config_schema``, the type of each key (``lion_bench.schema`` specs
+such as ``Int(1)``, ``Float(0, 1)``, ``Choice("a", "b")``, ``Nullable(Text())``, or the Python types
+int, float, bool, str; nested dicts for subtrees). Keys the schema leaves out get the type of their
+default value. Unknown keys are refused and types checked, as for built-in tasks.
 
 Batches are drawn on the host from ``self.generator`` (so a seed gives the same batches on every
 device) and copied to the device from pinned memory without blocking the host. The data position
@@ -23,7 +48,7 @@ is the state of ``self.generator``; ``state_dict`` and ``load_state_dict`` carry
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -31,12 +56,21 @@ from torch import Tensor, nn
 from lion_bench.runs.errors import BadInput
 
 Batch = tuple[Tensor, ...]
+# The version of the contract above. A plugin declares the version it implements (``api_version``);
+# lion-bench refuses one written for a version it does not know.
+TASK_API_VERSION = 1
 
 
 class Task(ABC):
     name: str = ""
     # Name of the unit counted by ``units_per_batch`` ("tokens", "examples").
     unit: str = "examples"
+    # One line saying what is trained on what (lion-bench-tasks lists it).
+    description: ClassVar[str] = ""
+    # Plugins: the contract version implemented (TASK_API_VERSION), the task=<name> config and its schema.
+    api_version: ClassVar[int | None] = None
+    default_config: ClassVar[Mapping[str, Any] | None] = None
+    config_schema: ClassVar[Mapping[str, Any] | None] = None
 
     def __init__(self, cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device):
         if batch_size < 1:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import os
 import shutil
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 
 from lion_bench.runs.errors import BadInput
+from lion_bench.tasks.datasets_text import dataset_text, require_datasets
 from lion_bench.tasks.text import ByteLMTask
 
 ENWIK8_URL = "http://mattmahoney.net/dc/enwik8.zip"
@@ -159,28 +159,22 @@ def load_enwik8(
 
 
 def load_enwik8_datasets(dataset: str, config: str | None, layout: ByteSplits = ENWIK8) -> tuple[bytes, str, str]:
-    """(the checked bytes, where they came from, their SHA-256) through Hugging Face ``datasets``."""
-    try:
-        import datasets
-    except ImportError as missing:
-        raise BadInput("task.data.source=hf loads enwik8 through Hugging Face datasets, which is not installed: "
-                       "pip install 'lion-bench[data]'; or use task.data.source=file") from missing
+    """(the checked bytes, where they came from, their SHA-256) through Hugging Face ``datasets``: the
+    ``text`` column of the train split, rows joined by newlines, read to one byte past the layout."""
+    purpose = "task.data.source=hf (enwik8 through Hugging Face datasets; or use task.data.source=file)"
+    require_datasets(purpose)
     origin = f"{dataset}{f' ({config})' if config else ''}"
     try:
-        table = datasets.load_dataset(dataset, name=config, split="train")
-    except Exception as reason:  # noqa: BLE001 - datasets raises many kinds; all mean "could not get it"
-        first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
-        raise BadInput(f"could not load enwik8 from Hugging Face datasets {origin}: {first_line}; "
+        data, _ = dataset_text(dataset, config, "train", "text", layout.num_bytes + 1, purpose=purpose)
+    except BadInput as reason:
+        raise BadInput(f"could not load enwik8 from Hugging Face datasets {origin}: {reason}; "
                        "or use task.data.source=file (see task=enwik8's config)") from reason
-    if "text" not in table.column_names:
-        raise BadInput(f"the dataset {origin} has no 'text' column (columns: {', '.join(table.column_names)})")
-    rows = table["text"]
-    data = b"\n".join(rows) if rows and isinstance(rows[0], bytes) else "\n".join(rows).encode("utf-8")
     return data, f"hf:{origin}", verify(data, layout, f"the dataset {origin}")
 
 
 class Enwik8Task(ByteLMTask):
     name = "enwik8"
+    description = "byte-level LM on enwik8 (Hutter Prize file), a 6x512 decoder; bpc over the full split"
     # The layout every file is checked against. Only tests replace it (with a small synthetic
     # layout); no config key reaches it, so a real run always checks the real size and checksum.
     layout: ByteSplits = ENWIK8
@@ -189,9 +183,7 @@ class Enwik8Task(ByteLMTask):
     def check_data(cls, cfg) -> None:
         data_cfg = cfg["data"]
         if data_cfg.get("source", "file") == "hf":
-            if importlib.util.find_spec("datasets") is None:
-                raise BadInput("task.data.source=hf loads enwik8 through Hugging Face datasets, which is not "
-                               "installed: pip install 'lion-bench[data]'; or use task.data.source=file")
+            require_datasets("task.data.source=hf (enwik8 through Hugging Face datasets; or use task.data.source=file)")
         elif data_cfg.get("path") and not Path(data_cfg["path"]).expanduser().is_file():
             raise BadInput(f"task.data.path={data_cfg['path']!r} is not a regular file; point it at enwik8, "
                            f"enwik8.zip or enwik8.gz (from {ENWIK8_URL}), or set task.data.path=null")

@@ -72,6 +72,7 @@ class SmallCNN(nn.Module):
 
 class ImageTask(ArrayTask):
     name = "image"
+    description = "image classification with a small CNN on scikit-learn digits or CIFAR-10"
 
     @classmethod
     def check_data(cls, cfg) -> None:

@@ -49,6 +49,7 @@ class ConvLSTM(nn.Module):
 
 class LSTMConvTask(TextTask):
     name = "lstm_conv"
+    description = "byte-level LM, causal convolutions + an LSTM, on the text task's corpus"
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.seed)

@@ -43,6 +43,7 @@ class Teacher:
 
 class MLPTask(ArrayTask):
     name = "mlp"
+    description = "MLP: regression onto a random teacher network, or scikit-learn tables (classification)"
 
     def load_data(self):
         data_cfg = self.cfg.data

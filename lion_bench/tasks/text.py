@@ -26,6 +26,7 @@ from lion_bench.tasks.corpus import (
     split_sizes,
     stdlib_files,
 )
+from lion_bench.tasks.datasets_text import cached_dataset_text
 
 # Bytes of the embedded corpus read when task.data.max_bytes is null.
 EMBEDDED_BYTES = 4_000_000
@@ -199,9 +200,11 @@ class ByteLMTask(Task):
 
 
 class TextTask(ByteLMTask):
-    """Byte LM on local text (``task.data.path``) or the embedded standard-library corpus."""
+    """Byte LM on local text (``task.data.path``), the embedded standard-library corpus, or a text
+    column of a Hugging Face dataset (``task.data.source=hf``, ``task.data.hf_*``)."""
 
     name = "text"
+    description = "byte-level LM, a small decoder-only transformer; embedded corpus, local text or a datasets column"
 
     @staticmethod
     def corpus(cfg) -> tuple[str | None, int | None]:
@@ -212,26 +215,57 @@ class TextTask(ByteLMTask):
         max_bytes = int(max_bytes) if max_bytes is not None else None
         return path, max_bytes if path else (max_bytes or EMBEDDED_BYTES)
 
+    @staticmethod
+    def dataset(cfg) -> tuple[str, str | None, str, str, int | None] | None:
+        """(hf_dataset, hf_config, hf_split, hf_column, max_bytes) with ``task.data.source=hf``, else None."""
+        data_cfg = cfg["data"]
+        if (data_cfg.get("source") or "file") != "hf":
+            return None
+        if not data_cfg.get("hf_dataset"):
+            raise BadInput("task.data.source=hf reads a Hugging Face dataset: set task.data.hf_dataset to a Hub id or "
+                           "a local dataset directory (and task.data.hf_column, hf_split, hf_config as it needs)")
+        if data_cfg.get("path"):
+            raise BadInput("task.data.path and task.data.source=hf both name the data; set task.data.path=null or "
+                           "task.data.source=file")
+        max_bytes = data_cfg.get("max_bytes")
+        return (str(data_cfg["hf_dataset"]), data_cfg.get("hf_config"), data_cfg.get("hf_split") or "train",
+                data_cfg.get("hf_column") or "text", int(max_bytes) if max_bytes is not None else None)
+
     @classmethod
     def check_data(cls, cfg) -> None:
-        path, max_bytes = cls.corpus(cfg)
-        size = corpus_size(corpus_files(path) if path else stdlib_files(), max_bytes)
-        if size == 0:
-            raise BadInput(f"task.data.path={path!r} holds no bytes; point it at a non-empty file or directory")
+        dataset = cls.dataset(cfg)
+        if dataset:  # a dataset's size is known once it is read: read here (once per process) to check it
+            size = len(cached_dataset_text(*dataset)[0])
+        else:
+            path, max_bytes = cls.corpus(cfg)
+            size = corpus_size(corpus_files(path) if path else stdlib_files(), max_bytes)
+            if size == 0:
+                raise BadInput(f"task.data.path={path!r} holds no bytes; point it at a non-empty file or directory")
         data_cfg = cfg["data"]
         num_train, num_val = split_sizes(size, float(data_cfg["val_fraction"]), int(data_cfg.get("block_bytes", 65536)))
         cls.check_windows(num_train, num_val, int(cfg["model"]["seq_len"]))
 
     @classmethod
     def data_identity(cls, cfg) -> str:
+        dataset = cls.dataset(cfg)
+        if dataset:
+            return f"sha256:{cached_dataset_text(*dataset)[2]}"
         return f"sha256:{corpus_digest(*cls.corpus(cfg))}"
 
     def load_splits(self) -> tuple[bytes, bytes, str]:
         data_cfg = self.cfg.data
-        path, max_bytes = self.corpus(self.cfg)
-        if path:
-            data, source = local_corpus(path, max_bytes)
+        dataset = self.dataset(self.cfg)
+        if dataset:
+            data, source, _ = cached_dataset_text(*dataset)
         else:
-            data, source = embedded_corpus(max_bytes)
+            path, max_bytes = self.corpus(self.cfg)
+            data, source = local_corpus(path, max_bytes) if path else embedded_corpus(max_bytes)
         train, val = interleaved_split(data, float(data_cfg.val_fraction), int(data_cfg.get("block_bytes", 65536)))
         return train, val, source
+
+    def describe(self) -> dict:
+        dataset = self.dataset(self.cfg)
+        if dataset is None:
+            return super().describe()
+        names = ("hf_dataset", "hf_config", "hf_split", "hf_column")
+        return {**super().describe(), **dict(zip(names, dataset[:4]))}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
@@ -21,7 +22,7 @@ from lion_bench.results.claims.base import EXPLORATORY, MEASURED, NOT_JUDGED, PR
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY, CLAIMS
 from lion_bench.results.claims.curves import Curves
 from lion_bench.results.contexts import Context, short_labels
-from lion_bench.results.protocol import DEFAULT_ALPHA, DEFAULT_MARGIN, Protocol, Question
+from lion_bench.results.protocol import DEFAULT_ALPHA, DEFAULT_MARGIN, Protocol, Question, load_protocol
 from lion_bench.results.stats import INCONCLUSIVE, holm_levels
 
 MODULES = (tuned, ratio, optimum, batch, variants)
@@ -210,6 +211,12 @@ def label(family: Family, runs: pd.DataFrame, min_steps: int) -> None:
         found = seen[(cell.claim.key, cell.label)]
         if len(found) > 1:
             cell.label += f" (variant {sorted(found).index(cell.context) + 1} of {len(found)})"
+
+
+def study_protocols(runs: pd.DataFrame) -> dict[str, Protocol | None]:
+    """Each study's protocol (None for a study without one); ProtocolError for one that cannot be used."""
+    studies = sorted(set(runs["study"].dropna())) if "study" in runs else []
+    return {study: load_protocol(Path(study), set(CLAIM_BY_KEY)) for study in studies}
 
 
 def judge(runs: pd.DataFrame, curves: pd.DataFrame, protocols: Mapping[str, Protocol | None] = (),
