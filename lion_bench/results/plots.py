@@ -27,6 +27,7 @@ class Figure:
     family: str
     kind: str  # loss_vs_lr | curves | batch
     caption: str
+    setup: str = ""
 
 
 def _pyplot():
@@ -178,7 +179,7 @@ def make_plots(families: list[Family], runs: pd.DataFrame, curves: pd.DataFrame,
             title = f"{family.name}: {family.setup_labels.get(setup, setup)}"
             path = loss_vs_lr(setup_runs, title, out_dir / f"f{number}_{setup[:6]}_loss_vs_lr.png")
             if path is not None:
-                figures.append(Figure(path, family.name, "loss_vs_lr", title))
+                figures.append(Figure(path, family.name, "loss_vs_lr", title, setup))
         for index, cell in enumerate(c for c in family.cells if c.judged and c.claim.key in ("update3", "update7")):
             title = f"{family.name}: {cell.claim.name}, {cell.label}"
             if cell.claim.key == "update3":

@@ -70,29 +70,49 @@ def _best(facts: dict) -> str:
     return f"lr {short_number(facts['lr'])}{edge}, wd {short_number(facts['wd'])}{span}"
 
 
+ROLE_ORDER = {PRIMARY: 0, EXPLORATORY: 1, MEASURED: 2, NOT_JUDGED: 3}
+
+
+def tuned_cells(families: list[Family]) -> list[Cell]:
+    """Every tuned-vs-tuned cell, primary ones first; in a family with a judged one, its unjudged ones are left
+    to the verdict tables."""
+    found = []
+    for family in families:
+        mine = [cell for cell in family.cells if cell.claim.key == "tuned" and cell.context.setup != "-"]
+        judged = [cell for cell in mine if cell.judged]
+        found += sorted(judged or mine, key=lambda cell: (ROLE_ORDER[cell.role], cell.label))
+    return found
+
+
 def answer_frame(families: list[Family]) -> pd.DataFrame:
     rows = []
-    for family in families:
-        for cell in family.cells:
-            if cell.claim.key != "tuned" or cell.context.setup == "-":
-                continue
-            rows.append({
-                "family": family.name, "context": cell.label,
-                "answer": f"**{cell.answer}**" if cell.role == PRIMARY else verdict_text(cell),
-                "Lion - AdamW, final loss": effect_text(cell), "n": cell.n,
-                "Lion at its best": _best(cell.facts.get("lion", {})),
-                "AdamW at its best": _best(cell.facts.get("adamw", {})),
-                "notes": notes(cell) or (f"~{cell.seeds_needed} seeds would decide it" if cell.seeds_needed else ""),
-            })
+    for cell in tuned_cells(families):
+        rows.append({
+            "family": cell.family, "context": cell.label,
+            "answer": f"**{cell.answer}**" if cell.role == PRIMARY else verdict_text(cell),
+            "Lion - AdamW, final loss": effect_text(cell), "n": cell.n,
+            "Lion at its best": _best(cell.facts.get("lion", {})),
+            "AdamW at its best": _best(cell.facts.get("adamw", {})),
+            "notes": notes(cell) or (f"~{cell.seeds_needed} seeds would decide it" if cell.seeds_needed else ""),
+        })
     return pd.DataFrame(rows)
 
 
 def answer_missing(families: list[Family]) -> list[str]:
-    if any(cell.claim.key == "tuned" and cell.context.setup != "-" for family in families for cell in family.cells):
+    if any(cell.judged for cell in tuned_cells(families)):
         return []
-    return ["No family has an lr grid for both optimizers, so Lion tuned vs AdamW tuned is not answered here. "
-            "Run `lion-bench -m sweep=tuned` (each optimizer on its own lr grid, 3 seeds) and report on its "
-            "directory."]
+    return ["No family has an lr grid of >= 3 lrs for both optimizers with >= 3 seeds, so Lion tuned vs AdamW tuned "
+            "is not answered here. Run `lion-bench -m sweep=tuned` (each optimizer on its own lr grid, 3 seeds) "
+            "and report on its directory."]
+
+
+def answer_figures(families: list[Family], figures: list[Figure]) -> tuple[list[Figure], list[Figure]]:
+    """(the loss-vs-lr figures of the judged answers' setups, primary first; every other loss-vs-lr figure)."""
+    order = [(cell.family, cell.context.setup) for cell in tuned_cells(families) if cell.judged]
+    first = [figure for key in order for figure in figures
+             if figure.kind == "loss_vs_lr" and (figure.family, figure.setup) == key]
+    rest = [figure for figure in figures if figure.kind == "loss_vs_lr" and figure not in first]
+    return first, rest
 
 
 # --- verdicts --------------------------------------------------------------------------------------
@@ -265,13 +285,17 @@ def build_report(families: list[Family], runs: pd.DataFrame, curves: pd.DataFram
             "Each optimizer at its own best setting of its grid, chosen on other seeds than those it is judged on; "
             "Lion - AdamW final val loss (negative: Lion better), three-way with the equivalence margin. Colour: who "
             "wins."]),
-        *figures_blocks(figures, "loss_vs_lr"),
+        *[("image", figure.path.name) for figure in answer_figures(families, figures)[0]],
     ]
     for family in families:
         blocks += [("h2", f"Verdicts: {family.name}"), ("text", family_text(family)), ("table", claims_frame(family))]
     blocks += [("h2", "Curves"), ("text", ["Val loss over tokens for Lion at AdamW's lr / 3 and AdamW (update 3): "
                                            "the early budget (dotted) and where the curves cross (dashed)."]),
                *figures_blocks(figures, "curves"), *figures_blocks(figures, "batch")]
+    more = answer_figures(families, figures)[1]
+    if more:
+        blocks += [("h2", "Loss against lr in the other setups"),
+                   *[("image", figure.path.name) for figure in more]]
     trials = best_trials(runs[runs["sweep"].astype(str).str.contains("optuna")]) if "sweep" in runs else None
     if trials is not None and len(trials):
         blocks += [("h2", "Best trials of the searches (optuna)"), ("table", trials)]
@@ -296,17 +320,20 @@ def _fit(text: str) -> str:
 
 
 def terminal_summary(families: list[Family]) -> list[str]:
-    """The answer and each family's primary verdicts, one line each, within 100 characters."""
+    """Each family's answer and primary verdicts: a line with the verdict and effect, then its context, each
+    within 100 characters (the report has the rest)."""
     lines = []
     for family in families:
-        lines.append(_fit(f"{family.name} ({'protocol' if family.protocol else 'no protocol'}, "
-                          f"{family.num_tests} tests, Holm):"))
-        for cell in family.cells:
-            if cell.role not in (PRIMARY, MEASURED) and not (cell.claim.key == "tuned" and cell.context.setup != "-"):
-                continue
-            if cell.claim.key == "tuned":
-                what = f"  ANSWER {cell.label}: {verdict_text(cell) if cell.role != PRIMARY else cell.answer}"
-                lines.append(_fit(f"{what} {effect_text(cell) if cell.judged else cell.reason}"))
-                continue
-            lines.append(_fit(f"  {cell.claim.name} ({cell.label}): {verdict_text(cell)}, {effect_text(cell)}"))
+        kind = (f"protocol, {len(family.protocol.questions)} questions" if family.protocol else "no protocol")
+        lines.append(_fit(f"{family.name} ({kind}; Holm over its {family.num_tests} tests):"))
+        shown = [cell for cell in family.cells if cell.role == PRIMARY or cell.question]
+        shown += [cell for cell in family.cells if cell.role == MEASURED][:1]
+        if not any(cell.claim.key == "tuned" for cell in shown):
+            shown = [cell for cell in family.cells if cell.claim.key == "tuned" and cell.context.setup != "-"][:1] + shown
+        for cell in shown:
+            name = "ANSWER (tuned vs tuned)" if cell.claim.key == "tuned" else cell.claim.name
+            what = cell.answer if cell.claim.key == "tuned" and cell.role == PRIMARY else verdict_text(cell)
+            effect = effect_text(cell) if cell.judged else cell.reason
+            lines.append(_fit(f"  {name:<26} {what:<14} {effect}"))
+            lines.append(_fit(f"  {'':<26} {cell.label}"))
     return lines

@@ -97,6 +97,10 @@ class Test:
     def interval(self, alpha: float) -> tuple[float, float, float]:
         raise NotImplementedError
 
+    def interval_alpha(self, alpha: float) -> float:
+        """The error rate of ``interval(alpha)`` (a claim of several parts may show a part at a stricter one)."""
+        return alpha
+
     @property
     def testable(self) -> bool:
         """False when nothing can be tested at all (both arms diverged, no finite value)."""
@@ -332,12 +336,19 @@ class AllOf(Test):
     def testable(self) -> bool:
         return any(part.testable for part, _ in self.parts)
 
-    def interval(self, alpha: float) -> tuple[float, float, float]:
-        """The interval of the part that says "no" (at the rate that decided it), else of ``shown``."""
+    def _saying_no(self, alpha: float) -> Test | None:
         for part, reading in self.parts:
             if reading(part.decide(alpha / len(self.parts))) == "no":
-                return part.interval(alpha / len(self.parts))
-        return self.shown.interval(alpha)
+                return part
+        return None
+
+    def interval(self, alpha: float) -> tuple[float, float, float]:
+        """The interval of the part that says "no" (at the rate that decided it), else of ``shown``."""
+        part = self._saying_no(alpha)
+        return part.interval(alpha / len(self.parts)) if part is not None else self.shown.interval(alpha)
+
+    def interval_alpha(self, alpha: float) -> float:
+        return alpha / len(self.parts) if self._saying_no(alpha) is not None else alpha
 
     def decide(self, alpha: float) -> str:
         if any(reading(part.decide(alpha / len(self.parts))) == "no" for part, reading in self.parts):

@@ -124,6 +124,7 @@ def settle(primary: list[Cell], alpha: float) -> None:
         cell.answer = cell.test.decide(rate) if decided else INCONCLUSIVE
         cell.verdict = cell.read(cell.answer)
         cell.effect, cell.low, cell.high = cell.test.interval(rate)
+        cell.alpha = cell.test.interval_alpha(rate)
         if not decided:
             cell.seeds_needed = cell.test.seeds_to_decide(rate)
 
