@@ -199,6 +199,7 @@ TRAINER = {
                  "warmup_fraction": Nullable(Float(0, 1, open_high=True)), "final_fraction": Float(0, 1)},
     "budget": Choice("steps", "tokens"), "reference_batch_size": Int(1),
     "checkpoint_minutes": NON_NEGATIVE, "checkpoint_every": Int(0),
+    "compile_cache": Optional(Text()),
 }
 # A preset's ``sweep`` node (configs/sweep/): its name names the sweep directory.
 SWEEP = {"name": Text(name=True), "lr_divisor": Optional(POSITIVE),
