@@ -58,14 +58,18 @@ def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:
     return record
 
 
-@hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float:
+def run_task(cfg: DictConfig) -> float:
+    """Hydra's task function: one run, or one trial of a sweep. A plain module-level function (Hydra's
+    decorator wraps it below), so launchers that run trials in other processes can pickle it."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if hydra_config.mode == RunMode.MULTIRUN:
         # A sweep trial: skipped if done or busy, resumed if not, failures recorded, not raised.
         return run_trial(cfg, run_dir, lambda: run_one(cfg, run_dir))
     return objective(run_one(cfg, run_dir))
+
+
+hydra_main = hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")(run_task)
 
 
 def main() -> None:

@@ -1,0 +1,30 @@
+"""The class that ``configs/hydra/launcher/{packed,workers}.yaml`` name (see lion_bench.sweeps.launcher)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+from lion_bench.sweeps.launcher import launch
+
+
+class LionBenchLauncher(Launcher):
+    """Runs a sweep's trials in packs of ``pack`` (one batched model per pack) over ``workers`` processes."""
+
+    def __init__(self, pack: int = 1, workers: int = 1) -> None:
+        self.pack, self.workers = int(pack), int(workers)
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        return launch(self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx,
+                      pack=self.pack, workers=self.workers)
