@@ -64,6 +64,7 @@ class Member:
     run: Run
     state: LoopState
     index: int  # position in train_packed's list of jobs
+    params: list[torch.Tensor] = field(default_factory=list)  # its leaf parameters, in the group's name order
 
 
 @dataclass
@@ -138,7 +139,7 @@ def packed_train_step(group: Group) -> None:
     members = group.members
     plan = members[0].run.plan
     accumulation = plan.grad_accum_steps
-    member_params = [[dict(m.run.eval_model.named_parameters())[name] for name in group.names] for m in members]
+    member_params = [m.params for m in members]
     step_losses = None
     for _ in range(accumulation):
         batches = [m.run.task.train_batch() for m in members]
@@ -287,6 +288,9 @@ def train_packed(jobs: list[Job]) -> list[RunRecord | BaseException]:
         return [results[index] for index in range(len(jobs))]
     first = members[0].run
     names = [name for name, _ in first.eval_model.named_parameters()]
+    for member in members:
+        own = dict(member.run.eval_model.named_parameters())
+        member.params = [own[name] for name in names]
     loss = _batched_loss(first.eval_model, names, first.task.loss)
     group = Group(members, first.eval_model, names, torch.compile(loss) if first.plan.compile else loss,
                   first.plan.compile, results)

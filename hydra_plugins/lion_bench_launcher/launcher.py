@@ -13,10 +13,12 @@ from lion_bench.sweeps.launcher import launch
 
 
 class LionBenchLauncher(Launcher):
-    """Runs a sweep's trials in packs of ``pack`` (one batched model per pack) over ``workers`` processes."""
+    """Runs a sweep's trials in packs of ``pack`` (one batched model per pack) over ``workers`` processes,
+    spread over the GPUs ``gpus`` (None: every worker sees what this process sees)."""
 
-    def __init__(self, pack: int = 1, workers: int = 1) -> None:
+    def __init__(self, pack: int = 1, workers: int = 1, gpus: Sequence[int] | None = None) -> None:
         self.pack, self.workers = int(pack), int(workers)
+        self.gpus = [int(gpu) for gpu in gpus] if gpus else None
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -27,4 +29,4 @@ class LionBenchLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         return launch(self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx,
-                      pack=self.pack, workers=self.workers)
+                      pack=self.pack, workers=self.workers, gpus=self.gpus)

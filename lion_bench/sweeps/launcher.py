@@ -5,7 +5,7 @@
     lion-bench -m sweep=lr_grid hydra/launcher=packed hydra.launcher.workers=2 # 2 processes, each packs 4
 
 ``pack`` (trials trained as one batched model by ``packed_trainer``) and ``workers`` (processes, each
-taking the next group of trials as it finishes one) combine. Trials can share a pack when the batched
+taking the next group of trials as it finishes one) combine; ``gpus`` spreads the workers over GPUs. Trials can share a pack when the batched
 forward pass is the same for all: the same task and model (``task.name``, ``task.model``, no dropout),
 micro-batch (``trainer.batch_size``, ``trainer.grad_accum_steps``), precision, device and compilation;
 everything else may differ (seed, optimizer and its lr, weight decay and betas, schedule, steps,
@@ -211,13 +211,23 @@ def _run_group_in_worker(job_name: str, hydra_context: HydraContext, task_functi
     return run_group(hydra_context, task_function, configs)
 
 
+def _assign_gpu(gpus: Any) -> None:
+    """A worker process's initializer: the next GPU of the round-robin queue, before CUDA starts here."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
+
+
 def launch(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
-           job_overrides: Sequence[Sequence[str]], initial_job_idx: int, *, pack: int = 1, workers: int = 1
-           ) -> list[JobReturn]:
+           job_overrides: Sequence[Sequence[str]], initial_job_idx: int, *, pack: int = 1, workers: int = 1,
+           gpus: Sequence[int] | None = None) -> list[JobReturn]:
     """Run every job of ``job_overrides``: in groups of up to ``pack`` (see ``group_jobs``), over
-    ``workers`` processes (each takes the next group when it is done with one; 1: this process)."""
+    ``workers`` processes (each takes the next group when it is done with one; 1: this process). With
+    ``gpus`` (GPU indices), worker i sees only GPU ``gpus[i % len(gpus)]`` (CUDA_VISIBLE_DEVICES)."""
     if pack < 1 or workers < 1:
         raise ValueError(f"hydra.launcher.pack and hydra.launcher.workers must be >= 1, got {pack} and {workers}")
+    gpus = list(gpus) if gpus else []
+    if gpus and workers == 1:
+        raise ValueError("hydra.launcher.gpus spreads worker processes over GPUs: set hydra.launcher.workers >= 2 "
+                         "(one process: CUDA_VISIBLE_DEVICES=... lion-bench ...)")
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -229,13 +239,21 @@ def launch(hydra_context: HydraContext, task_function: TaskFunction, config: Dic
         configs.append(sweep_config)
     groups = group_jobs(configs, pack)
     log.info(f"Launching {len(configs)} jobs in {len(groups)} group(s) of up to {pack}, {workers} worker process(es)")
-    if workers == 1 or len(groups) == 1:
+    if workers == 1 or (len(groups) == 1 and not gpus):
         returns = [run_group(hydra_context, task_function, [configs[i] for i in group]) for group in groups]
     else:
         # spawn, not fork: each worker initializes CUDA itself. Workers inherit the environment (the
         # sweep run's tag that the summary counts attempts by).
-        with ProcessPoolExecutor(max_workers=min(workers, len(groups)),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        num_workers = min(workers, len(groups))
+        initializer, initargs = None, ()
+        if gpus:
+            queue = context.Queue()
+            for index in range(num_workers):
+                queue.put(gpus[index % len(gpus)])
+            initializer, initargs = _assign_gpu, (queue,)
+        with ProcessPoolExecutor(max_workers=num_workers, mp_context=context, initializer=initializer,
+                                 initargs=initargs) as pool:
             job_name = JobRuntime.instance().get("name")
             futures = [pool.submit(_run_group_in_worker, job_name, hydra_context, task_function,
                                    [configs[i] for i in group]) for group in groups]

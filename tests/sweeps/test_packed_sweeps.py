@@ -70,7 +70,7 @@ def test_a_packed_sweep_leaves_out_busy_and_done_trials_and_trains_the_rest_toge
 
 def test_packs_over_worker_processes_train_every_trial_once_and_a_bad_one_fails_alone(tmp_path):
     result = run_sweep(tmp_path, "optimizer=adamw,lion", "seed=0,1,x", *FAST, *PACKED, "hydra.launcher.pack=2",
-                       "hydra.launcher.workers=2")
+                       "hydra.launcher.workers=2", "hydra.launcher.gpus=[5,7]")
     assert result.returncode == 1, result.stderr[-3000:]  # a failed trial: exit status 1, after every trial ran
     assert "sweep multirun: 6 trials: 4 finished, 0 diverged, 2 failed, 0 skipped" in result.stdout
     records = trial_records(tmp_path / "sweeps" / "multirun")
@@ -82,3 +82,5 @@ def test_packs_over_worker_processes_train_every_trial_once_and_a_bad_one_fails_
               if r["status"] == "finished"}
     assert packed == {("adamw", 0): {"mode": "batched", "members": 2}, ("adamw", 1): {"mode": "batched", "members": 2},
                       ("lion", 0): None, ("lion", 1): None}
+    # Each worker saw one GPU of hydra.launcher.gpus (on the CPU only the variable shows it).
+    assert {r["environment"]["cuda_visible_devices"] for r in records.values() if r["status"] == "finished"} <= {"5", "7"}
