@@ -30,7 +30,8 @@ import json
 import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import queue
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,6 +51,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lion_bench.packed_trainer import train_packed
+from lion_bench.runs.errors import Interrupted
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
 from lion_bench.runs.store import RUN_FILE
@@ -202,18 +204,88 @@ def run_group(hydra_context: HydraContext, task_function: TaskFunction, configs:
     return run_packed(hydra_context, task_function, configs)
 
 
-def _run_group_in_worker(job_name: str, hydra_context: HydraContext, task_function: TaskFunction,
-                         configs: list[DictConfig]) -> list[JobReturn]:
-    """In a worker process: what Hydra's main process set up that ``run_job`` reads (its resolvers,
-    the job's name), then the group. The sweep configs were composed in the main process."""
+def _interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def _worker(job_name: str, hydra_context: HydraContext, task_function: TaskFunction, tasks: Any, results: Any,
+            gpu: int | None) -> None:
+    """A worker process: takes groups from ``tasks`` until it gets None and puts ``(index, job returns)``
+    on ``results``. It sets up what Hydra's main process set up that ``run_job`` reads (the resolvers,
+    the job's name); the sweep configs were composed there. An interrupt (Ctrl-C reaches every process
+    of the terminal; the launcher sends SIGTERM) is recorded by the trial it stops and ends this worker."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before anything here starts CUDA
+    signal.signal(signal.SIGTERM, _interrupt)
     setup_globals()
     JobRuntime.instance().set("name", job_name)
-    return run_group(hydra_context, task_function, configs)
+    try:
+        while (task := tasks.get()) is not None:
+            index, configs = task
+            try:
+                results.put((index, run_group(hydra_context, task_function, configs)))
+            except KeyboardInterrupt:
+                results.put((index, None))
+                return
+    except KeyboardInterrupt:  # between trials: nothing to record
+        return
 
 
-def _assign_gpu(gpus: Any) -> None:
-    """A worker process's initializer: the next GPU of the round-robin queue, before CUDA starts here."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
+def _run_in_workers(hydra_context: HydraContext, task_function: TaskFunction, configs: list[DictConfig],
+                    groups: list[list[int]], workers: int, gpus: list[int]) -> list[list[JobReturn] | None]:
+    """The groups over ``workers`` spawned processes (spawn, not fork: each starts CUDA itself; they
+    inherit the environment, with the sweep run's tag that the summary counts attempts by), each taking
+    the next group when done with one. Ctrl-C or SIGTERM here stops the workers (SIGTERM: each trial in
+    training is closed as interrupted, its checkpoint kept) and is raised. A group whose worker died or
+    was interrupted has None."""
+    context = multiprocessing.get_context("spawn")
+    tasks, results = context.Queue(), context.Queue()
+    num_workers = min(workers, len(groups))
+    for index, group in enumerate(groups):
+        tasks.put((index, [configs[i] for i in group]))
+    for _ in range(num_workers):
+        tasks.put(None)
+    job_name = JobRuntime.instance().get("name")
+    processes = [context.Process(target=_worker, name=f"lion-bench worker {number}",
+                                 args=(job_name, hydra_context, task_function, tasks, results,
+                                       gpus[number % len(gpus)] if gpus else None))
+                 for number in range(num_workers)]
+    for process in processes:
+        process.start()
+    returns: dict[int, list[JobReturn] | None] = {}
+    try:
+        while len(returns) < len(groups):
+            try:
+                index, group_returns = results.get(timeout=1.0)
+            except queue.Empty:
+                if not any(process.is_alive() for process in processes):
+                    break  # every worker is gone: the groups left have no result
+                continue
+            returns[index] = group_returns
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join()
+        raise
+    for process in processes:
+        process.join()
+    return [returns.get(index) for index in range(len(groups))]
+
+
+def _lost(config: DictConfig) -> JobReturn:
+    """The job return of a trial whose worker process died (or was interrupted) before reporting it:
+    recorded as a failed attempt, so the summary exits 1; the next run of the command resumes it."""
+    HydraConfig.instance().set_config(config)
+    run_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record_attempt(run_dir, "failed")
+    log.error(f"trial {run_dir.name}: its worker process ended without reporting it; rerun the same command to "
+              "resume it")
+    job_return = JobReturn()
+    job_return.status, job_return.return_value = JobStatus.COMPLETED, float("nan")
+    return job_return
 
 
 def launch(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
@@ -242,22 +314,11 @@ def launch(hydra_context: HydraContext, task_function: TaskFunction, config: Dic
     if workers == 1 or (len(groups) == 1 and not gpus):
         returns = [run_group(hydra_context, task_function, [configs[i] for i in group]) for group in groups]
     else:
-        # spawn, not fork: each worker initializes CUDA itself. Workers inherit the environment (the
-        # sweep run's tag that the summary counts attempts by).
-        context = multiprocessing.get_context("spawn")
-        num_workers = min(workers, len(groups))
-        initializer, initargs = None, ()
-        if gpus:
-            queue = context.Queue()
-            for index in range(num_workers):
-                queue.put(gpus[index % len(gpus)])
-            initializer, initargs = _assign_gpu, (queue,)
-        with ProcessPoolExecutor(max_workers=num_workers, mp_context=context, initializer=initializer,
-                                 initargs=initargs) as pool:
-            job_name = JobRuntime.instance().get("name")
-            futures = [pool.submit(_run_group_in_worker, job_name, hydra_context, task_function,
-                                   [configs[i] for i in group]) for group in groups]
-            returns = [future.result() for future in futures]
+        returns = _run_in_workers(hydra_context, task_function, configs, groups, workers, gpus)
+        original_hydra_cfg = HydraConfig.instance().cfg
+        returns = [group_returns if group_returns is not None else [_lost(configs[i]) for i in group]
+                   for group, group_returns in zip(groups, returns)]
+        HydraConfig.instance().cfg = original_hydra_cfg
     by_index = {index: job_return for group, group_returns in zip(groups, returns)
                 for index, job_return in zip(group, group_returns)}
     return [by_index[index] for index in range(len(configs))]

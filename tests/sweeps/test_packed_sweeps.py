@@ -6,8 +6,13 @@ That a packed trial records what it records alone is tests/test_packed_trainer.p
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 from filelock import FileLock
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from sweep_cli import FAST, run_sweep, trial_records
@@ -24,6 +29,17 @@ PACKED = ["hydra/launcher=packed"]
 def trial_name(*overrides: str) -> str:
     config = OmegaConf.to_container(compose_config(list(overrides)), resolve=True)
     return trial_dir_name(config, trial_context(config))
+
+
+def test_the_launcher_presets_compose():
+    with initialize_config_module(config_module="lion_bench.configs", version_base="1.3"):
+        packed = compose(config_name="train", overrides=["hydra/launcher=packed", "sweep=lr_grid"],
+                         return_hydra_config=True).hydra.launcher
+        workers = compose(config_name="train", overrides=["hydra/launcher=workers", "hydra.launcher.gpus=[0,1]"],
+                          return_hydra_config=True).hydra.launcher
+    assert packed._target_ == workers._target_ == "hydra_plugins.lion_bench_launcher.launcher.LionBenchLauncher"
+    assert (packed.pack, packed.workers, packed.gpus) == (4, 1, None)
+    assert (workers.pack, workers.workers, list(workers.gpus)) == (1, 4, [0, 1])
 
 
 def test_trials_pack_with_others_of_the_same_model_and_batch_in_job_order():
@@ -84,3 +100,25 @@ def test_packs_over_worker_processes_train_every_trial_once_and_a_bad_one_fails_
                       ("lion", 0): None, ("lion", 1): None}
     # Each worker saw one GPU of hydra.launcher.gpus (on the CPU only the variable shows it).
     assert {r["environment"]["cuda_visible_devices"] for r in records.values() if r["status"] == "finished"} <= {"5", "7"}
+
+
+def test_sigterm_stops_the_worker_processes_and_each_trial_records_it(tmp_path):
+    command = [sys.executable, "-m", "lion_bench.train", "-m", f"output_root={tmp_path}", "task=quadratic",
+               "seed=0,1", "trainer.max_steps=1000000", "trainer.log_every=1", "trainer.eval_every=1000",
+               "trainer.progress=false", "hydra/launcher=workers", "hydra.launcher.workers=2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        metrics = list(tmp_path.rglob("metrics.jsonl"))
+        if len(metrics) == 2 and all(len(path.read_text().splitlines()) >= 3 for path in metrics):
+            break
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "Traceback" not in out + err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "lion-bench: interrupted; rerun the same command to resume"]
+    records = trial_records(tmp_path / "sweeps" / "multirun")
+    assert len(records) == 2 and all(r["status"] == "interrupted" and r["steps"] >= 3 for r in records.values())
