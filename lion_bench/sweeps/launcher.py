@@ -5,11 +5,12 @@
     lion-bench -m sweep=lr_grid hydra/launcher=packed hydra.launcher.workers=2 # 2 processes, each packs 4
 
 ``pack`` (trials trained as one batched model by ``packed_trainer``) and ``workers`` (processes, each
-taking the next group of trials as it finishes one) combine; ``gpus`` spreads the workers over GPUs. Trials can share a pack when the batched
-forward pass is the same for all: the same task and model (``task.name``, ``task.model``, no dropout),
-micro-batch (``trainer.batch_size``, ``trainer.grad_accum_steps``), precision, device and compilation;
-everything else may differ (seed, optimizer and its lr, weight decay and betas, schedule, steps,
-clipping, data, evaluation). Trials are packed in job order, each with the next ones of its kind.
+taking the next group of trials as it finishes one) combine; ``gpus`` spreads the workers over GPUs.
+Trials can share a pack when the batched forward pass is the same for all: the same task, data and model
+(``task`` but its AdamW reference and evaluation settings; no dropout), micro-batch (``trainer.batch_size``,
+``trainer.grad_accum_steps``), precision, device and compilation; everything else may differ (seed,
+optimizer and its lr, weight decay and betas, schedule, steps, clipping, evaluation). Trials are packed
+in job order, each with the next ones of its kind.
 
 Every trial keeps the sweep's rules: its lock is taken before it trains (a trial that another process
 holds is ``busy`` and left out of the pack; one already finished or diverged is ``skipped``), it
@@ -75,7 +76,9 @@ def packing_key(config: DictConfig) -> str | None:
         task, trainer = job["task"], job["trainer"]
         if float((task.get("model") or {}).get("dropout") or 0.0) > 0.0:
             return None
-        return json.dumps({"task": task["name"], "model": task.get("model"), "batch_size": trainer["batch_size"],
+        # The task's own keys but its AdamW reference and evaluation: the same model, data and loss for all.
+        shared_task = {key: value for key, value in task.items() if key not in ("base_lr", "base_weight_decay", "eval")}
+        return json.dumps({"task": shared_task, "batch_size": trainer["batch_size"],
                            "grad_accum_steps": trainer["grad_accum_steps"], "precision": trainer["precision"],
                            "compile": trainer["compile"], "device": job["device"]}, sort_keys=True, default=str)
     except Exception:  # noqa: BLE001 - a config that does not resolve: its trial reports the problem alone
