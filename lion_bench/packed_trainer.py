@@ -303,7 +303,7 @@ def train_packed(jobs: list[Job]) -> list[RunRecord | BaseException]:
         where = group.members[0] if group.members else None
         raise Interrupted(getattr(stop, "signum", signal.SIGINT), where and where.state.step,
                           where and str(where.run.run_dir / RUN_FILE)) from None
-    except Exception as error:  # noqa: BLE001 - the shared forward or backward failed: every member still training fails
+    except Exception as error:  # noqa: BLE001 - the shared forward or backward: every member still training fails
         for member in group.members:
             group.results[member.index] = error
             close(member.run, member.state, Status.FAILED)

@@ -55,13 +55,12 @@ from lion_bench.packed_trainer import train_packed
 from lion_bench.runs.errors import Interrupted
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
-from lion_bench.runs.store import RUN_FILE
 from lion_bench.sweeps.resume import (
-    _mtime_ns,
     claim_trial,
     record_attempt,
     record_failure,
     record_result,
+    run_record_mtime_ns,
     skip_if_done,
 )
 
@@ -172,7 +171,7 @@ def run_packed(hydra_context: HydraContext, task_function: TaskFunction, configs
                 lock.release()
                 job.job_return.return_value = done
                 continue
-            claimed.append((job, lock, _mtime_ns(job.run_dir / RUN_FILE)))
+            claimed.append((job, lock, run_record_mtime_ns(job.run_dir)))
         try:
             results = train_packed([(job.task_cfg, job.run_dir, build_loggers(job.task_cfg, job.run_dir))
                                     for job, _, _ in claimed])
@@ -281,7 +280,8 @@ def _lost(config: DictConfig) -> JobReturn:
     """The job return of a trial whose worker process died (or was interrupted) before reporting it:
     recorded as a failed attempt, so the summary exits 1; the next run of the command resumes it."""
     HydraConfig.instance().set_config(config)
-    run_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
+    sweep_dir, subdir = (str(OmegaConf.select(config, f"hydra.sweep.{key}")) for key in ("dir", "subdir"))
+    run_dir = Path(sweep_dir) / subdir
     run_dir.mkdir(parents=True, exist_ok=True)
     record_attempt(run_dir, "failed")
     log.error(f"trial {run_dir.name}: its worker process ended without reporting it; rerun the same command to "

@@ -137,7 +137,7 @@ def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> f
         done = skip_if_done(run_dir)
         if done is not None:
             return done
-        before = _mtime_ns(run_dir / RUN_FILE)
+        before = run_record_mtime_ns(run_dir)
         try:
             record = run()
         except KeyboardInterrupt:
@@ -192,7 +192,7 @@ def record_failure(cfg: DictConfig, run_dir: Path, error: Exception, run_file_mt
     """Record an attempt that raised ``error``; call inside the ``except`` that caught it (the
     traceback is written). When the trainer wrote no record (run.json's modification time is still
     ``run_file_mtime_ns``, read before the attempt), as for bad input, a failed one is written here."""
-    if run_file_mtime_ns is None or _mtime_ns(Path(run_dir) / RUN_FILE) == run_file_mtime_ns:
+    if run_file_mtime_ns is None or run_record_mtime_ns(run_dir) == run_file_mtime_ns:
         config = OmegaConf.to_container(cfg, resolve=False)
         try:
             config = OmegaConf.to_container(cfg, resolve=True)
@@ -200,12 +200,15 @@ def record_failure(cfg: DictConfig, run_dir: Path, error: Exception, run_file_mt
             pass
         write_failure(run_dir, RunRecord.begin(config, config_trial_id(config)))
     record_attempt(run_dir, "failed")
-    log.error(f"trial {Path(run_dir).name} failed: {type(error).__name__}: {error} (see {Path(run_dir) / TRACEBACK_FILE})")
+    run_dir = Path(run_dir)
+    log.error(f"trial {run_dir.name} failed: {type(error).__name__}: {error} (see {run_dir / TRACEBACK_FILE})")
     return math.nan
 
 
-def _mtime_ns(path: Path) -> int | None:
+def run_record_mtime_ns(run_dir: Path) -> int | None:
+    """When the trial's run.json was last written (None: it has none): read before an attempt, it tells
+    afterwards whether the trainer wrote a record."""
     try:
-        return path.stat().st_mtime_ns
+        return (Path(run_dir) / RUN_FILE).stat().st_mtime_ns
     except FileNotFoundError:
         return None
