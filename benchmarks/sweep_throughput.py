@@ -173,11 +173,15 @@ def run_sweep(root: Path, name: str, overrides: list[str], env: dict | None, tim
                f"hydra.sweep.dir={sweep_dir}", *overrides]
     with MemoryPoller(gpu) as memory:
         start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+            returncode, output = result.returncode, result.stdout + result.stderr
+        except subprocess.TimeoutExpired as expired:  # the row reports what finished
+            returncode, output = "timeout", f"{expired.stdout or ''}{expired.stderr or ''}"
+            output = output.decode(errors="replace") if isinstance(output, bytes) else output
         wall_s = time.perf_counter() - start
-    return {"returncode": result.returncode, "wall_s": wall_s, "records": read_records(sweep_dir),
-            "peak_gpu_mib": memory.peak_mib or None, "tail": (result.stdout + result.stderr)[-1500:],
-            "command": " ".join(command[2:])}
+    return {"returncode": returncode, "wall_s": wall_s, "records": read_records(sweep_dir),
+            "peak_gpu_mib": memory.peak_mib or None, "tail": output[-1500:], "command": " ".join(command[2:])}
 
 
 def summarize(sweep: dict, n: int) -> dict:
@@ -224,7 +228,10 @@ def bare_row(setting: str, optimizer: str, compiled: bool, steps: int, dry: bool
     ) % (str(BENCHMARKS), str(cache_dir), device, overrides, steps, window, compiled, config["batch_size"],
          config["grad_accum_steps"], device)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s", "wall_s": time.perf_counter() - start}
     wall_s = time.perf_counter() - start
     lines = [line for line in result.stdout.splitlines() if line.startswith("BARE_MS")]
     if result.returncode != 0 or not lines:
