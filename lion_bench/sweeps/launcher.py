@@ -52,7 +52,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lion_bench.packed_trainer import train_packed
-from lion_bench.runs.errors import Interrupted
+from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
 from lion_bench.sweeps.resume import (
@@ -291,18 +291,27 @@ def _lost(config: DictConfig) -> JobReturn:
     return job_return
 
 
+def check_launcher_settings(pack: Any, workers: Any, gpus: Any) -> None:
+    """``hydra.launcher.{pack,workers,gpus}``; BadInput saying what to set."""
+    for key, value in (("pack", pack), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadInput(f"hydra.launcher.{key} must be a whole number >= 1, got {value!r}")
+    if gpus is not None and (not isinstance(gpus, Sequence) or isinstance(gpus, str) or not gpus
+                             or not all(isinstance(gpu, int) and not isinstance(gpu, bool) and gpu >= 0 for gpu in gpus)):
+        raise BadInput(f"hydra.launcher.gpus must be null or a list of GPU indices such as [0,1], got {gpus!r}")
+    if gpus and workers == 1:
+        raise BadInput("hydra.launcher.gpus spreads worker processes over GPUs: set hydra.launcher.workers >= 2 "
+                       "(one process on one GPU: CUDA_VISIBLE_DEVICES=N lion-bench ...)")
+
+
 def launch(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
            job_overrides: Sequence[Sequence[str]], initial_job_idx: int, *, pack: int = 1, workers: int = 1,
            gpus: Sequence[int] | None = None) -> list[JobReturn]:
     """Run every job of ``job_overrides``: in groups of up to ``pack`` (see ``group_jobs``), over
     ``workers`` processes (each takes the next group when it is done with one; 1: this process). With
     ``gpus`` (GPU indices), worker i sees only GPU ``gpus[i % len(gpus)]`` (CUDA_VISIBLE_DEVICES)."""
-    if pack < 1 or workers < 1:
-        raise ValueError(f"hydra.launcher.pack and hydra.launcher.workers must be >= 1, got {pack} and {workers}")
+    check_launcher_settings(pack, workers, gpus)
     gpus = list(gpus) if gpus else []
-    if gpus and workers == 1:
-        raise ValueError("hydra.launcher.gpus spreads worker processes over GPUs: set hydra.launcher.workers >= 2 "
-                         "(one process: CUDA_VISIBLE_DEVICES=... lion-bench ...)")
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
