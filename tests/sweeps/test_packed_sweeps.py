@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from filelock import FileLock
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -102,7 +103,9 @@ def test_packs_over_worker_processes_train_every_trial_once_and_a_bad_one_fails_
     assert {r["environment"]["cuda_visible_devices"] for r in records.values() if r["status"] == "finished"} <= {"5", "7"}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_worker_processes_and_each_trial_records_it(tmp_path):
+    """Slow: two spawned workers start torch before training (~20 s on 2 loaded cores)."""
     command = [sys.executable, "-m", "lion_bench.train", "-m", f"output_root={tmp_path}", "task=quadratic",
                "seed=0,1", "trainer.max_steps=1000000", "trainer.log_every=1", "trainer.eval_every=1000",
                "trainer.progress=false", "hydra/launcher=workers", "hydra.launcher.workers=2"]
