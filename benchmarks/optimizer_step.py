@@ -36,6 +36,7 @@ import triton
 import triton.testing
 
 from lion_bench.optimizers.lion import Lion, lion_update_foreach
+from lion_bench.optimizers.lion_triton import LionTritonCache, lion_update_triton
 from run_metadata import run_metadata
 
 
@@ -122,6 +123,22 @@ def lion_row(name: str, impl: str, state_dtype: str | None, stochastic_rounding:
     return Row(name, build, lion_bytes, state_dtype or "param")
 
 
+def kernel_row(name: str, state_dtype: str) -> Row:
+    """Today's kernel called as a pure function (``lion_update_triton`` with a cache), as the
+    ``lion-triton-v1`` rows call theirs: kernel against kernel, without ``Lion.step``'s host work."""
+
+    def build(params):
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[state_dtype]
+        detached = [p.detach() for p in params]
+        grads = [p.grad for p in params]
+        exp_avgs = [torch.zeros_like(p, dtype=dtype) for p in params]
+        cache, flags = LionTritonCache(check_metadata=False), {}
+        return lambda: lion_update_triton(detached, grads, exp_avgs, lr=1e-4, weight_decay=0.1, beta1=0.9, beta2=0.99,
+                                          nonfinite_flags=flags, cache=cache)
+
+    return Row(name, build, lion_bytes, state_dtype)
+
+
 def v1_kernel_row(name: str, state_dtype: str) -> Row:
     """The pre-issue-12 kernel (benchmarks/baselines/lion_triton_v1.py) called as a pure function
     on the params, their grads and its own momenta, as ``Lion(impl="triton")`` called it."""
@@ -147,6 +164,8 @@ ROWS = {
     "lion-triton-nearest-bf16": lion_row(
         "lion_bench triton, bf16 state rounded to nearest", "triton", "bf16", stochastic_rounding=False
     ),
+    "lion-triton-kernel": kernel_row("lion_bench triton kernel alone, fp32 state", "fp32"),
+    "lion-triton-kernel-bf16": kernel_row("lion_bench triton kernel alone, bf16 state", "bf16"),
     "lion-triton-v1": v1_kernel_row("lion_bench triton 2026-11-21 kernel, fp32 state", "fp32"),
     "lion-triton-v1-bf16": v1_kernel_row("lion_bench triton 2026-11-21 kernel, bf16 state", "bf16"),
     "adamw-foreach": Row(

@@ -90,40 +90,51 @@ def lion_bench_ms(overrides: list[str], steps: int, window: tuple[int, int], clo
     return 1000 * (clock.at[last] - clock.at[first]) / (last - first), record.time_s
 
 
-def bare_ms(overrides: list[str], steps: int, window: tuple[int, int], compiled: bool, profiler=None) -> float:
-    """The same model, optimizer and batch with nothing else: no schedule, no logging, no reads."""
+def bare_ms(overrides: list[str], steps: int, window: tuple[int, int], compiled: bool, profiler=None, *,
+            batch_size: int = 16, grad_accum_steps: int = 1, device: str = "cuda") -> float:
+    """The same model, optimizer and batch with nothing else: no schedule, no logging, no reads.
+    ``batch_size`` sequences per micro-step, ``grad_accum_steps`` micro-steps per optimizer step (the
+    lion-pytorch recipe: 4 x 4); bf16 autocast on CUDA, fp32 on the CPU (``device="cpu"``: a dry run)."""
     cfg = compose_config(overrides)
-    device = torch.device("cuda")
+    device = torch.device(device)
     torch.manual_seed(0)
-    task = build_task(cfg.task, batch_size=16, seed=0, device=device)
+    task = build_task(cfg.task, batch_size=batch_size, seed=0, device=device)
     model = task.build_model().to(device)
     optimizer = build_optimizer(cfg.optimizer, model, lr=float(cfg.base.lr) / float(cfg.optimizer.get("lr_divisor", 1)),
-                                weight_decay=0.0, device_type="cuda")
+                                weight_decay=0.0, device_type=device.type)
     trained = torch.compile(model) if compiled else model
     data = task.train_data_on_device
-    offsets = torch.arange(1025, device=device)
+    seq_len = int(cfg.task.model.seq_len)
+    offsets = torch.arange(seq_len + 1, device=device)
+    clip = float(cfg.trainer.grad_clip)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     def step():
-        starts = torch.randint(0, len(data) - 1025, (16,), device=device)
-        windows = data[starts[:, None] + offsets].long()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = trained(windows[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256).float(), windows[:, 1:].reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        for _ in range(grad_accum_steps):
+            starts = torch.randint(0, len(data) - seq_len - 1, (batch_size,), device=device)
+            windows = data[starts[:, None] + offsets].long()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = trained(windows[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256).float(), windows[:, 1:].reshape(-1))
+            (loss / grad_accum_steps if grad_accum_steps > 1 else loss).backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=False)  # as lion-bench does: gradients keep their addresses
 
     first, last = window
     for _ in range(first):
         step()
-    torch.cuda.synchronize()
+    sync()
     if profiler is not None:
         profiler.start()
     start = time.perf_counter()
     for _ in range(last - first):
         step()
-    torch.cuda.synchronize()
+    sync()
     elapsed = time.perf_counter() - start
     if profiler is not None:
         profiler.stop()

@@ -18,11 +18,13 @@ import warnings
 from typing import Any, Callable
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from hydra_plugins.lion_bench_launcher.launcher import LionBenchLauncher
 from lion_bench.plan import input_problems, resolved_config
 from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.schema import Problem
@@ -132,6 +134,8 @@ def run(hydra_main: Callable[[], Any], arguments: list[str] | None = None) -> No
         fail(problem)
     # Hydra re-raises what it caught instead of printing it and exiting 1: this function reports it.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    # hydra/launcher=packed|workers: Hydra's scan of hydra_plugins misses it in an editable install.
+    Plugins.instance().register(LionBenchLauncher)
     warnings.formatwarning = _format_warning
     signal.signal(signal.SIGTERM, _raise_interrupted)  # between trials and during setup too
     try:

@@ -48,6 +48,7 @@ class RunPlan:
     checkpoint_every: int = 0  # steps; 0: never
     checkpoint_minutes: float = 0.0  # wall time; 0: never
     progress: bool | None = None  # None (auto): a bar when stderr is a terminal
+    compile_cache: str | None = None  # directory of torch.compile's on-disk caches (runs.compile_cache); None: torch's
 
 
 def resolve_device(name: str) -> torch.device:
@@ -164,6 +165,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         divergence_factor=float(trainer.divergence_factor), checkpoint_every=int(trainer.get("checkpoint_every") or 0),
         checkpoint_minutes=float(trainer.get("checkpoint_minutes") or 0),
         progress=None if trainer.progress == "auto" else bool(trainer.progress),
+        compile_cache=trainer.get("compile_cache"),
     )
 
 

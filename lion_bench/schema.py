@@ -202,6 +202,7 @@ TRAINER = {
                  "warmup_fraction": Nullable(Float(0, 1, open_high=True)), "final_fraction": Float(0, 1)},
     "budget": Choice("steps", "tokens"), "reference_batch_size": Int(1),
     "checkpoint_minutes": NON_NEGATIVE, "checkpoint_every": Int(0),
+    "compile_cache": Optional(Text()),
 }
 class NumberTable(Spec):
     """A mapping of point names to positive numbers (a preset's lr grid: ``{p1: 8, p2: 4}``)."""

@@ -61,8 +61,9 @@ def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:
     return record
 
 
-@hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float:
+def run_task(cfg: DictConfig) -> float:
+    """Hydra's task function: one run, or one trial of a sweep. A plain module-level function (Hydra's
+    decorator wraps it below), so launchers that run trials in other processes can pickle it."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if hydra_config.mode == RunMode.MULTIRUN:
@@ -73,6 +74,9 @@ def hydra_main(cfg: DictConfig) -> float:
     except BadInput as error:  # found once the task is built (what a plugin's methods return): one line, exit 2
         remove_unused_run_dir(run_dir, Path(cfg.output_root))
         command_line.fail(str(error))
+
+
+hydra_main = hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")(run_task)
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ from lion_bench.runs.checkpoint import (
     set_rng_states,
     truncate_metrics,
 )
+from lion_bench.runs.compile_cache import compile_failed_on_cache, set_aside_cache, use_compile_cache
 from lion_bench.runs.environment import environment
 from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.runs.memory import PeakMemory
@@ -176,6 +177,8 @@ def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logge
     record.num_params = sum(p.numel() for p in model.parameters())
     record.unit = task.unit
     record.environment = {**environment(device), "precision": plan.precision, "compile": plan.compile}
+    if plan.compile:
+        record.environment["compile_cache"] = use_compile_cache(plan.compile_cache, device)
     trained = torch.compile(model) if plan.compile else model
     return Run(cfg, plan, run_dir, record, task, trained, model, list(model.parameters()), optimizer, scheduler,
                list(loggers), started, memory)
@@ -228,6 +231,24 @@ def train_step(run: Run, state: LoopState) -> None:
     run.optimizer.zero_grad(set_to_none=False)
     state.step += 1
     run.pending.append((state.step, step_loss / accumulation if accumulation > 1 else step_loss))
+
+
+def first_compiled_step(run: Run, state: LoopState) -> None:
+    """The step that compiles the model. If the compiler fails while a compile cache is in use, the
+    cache is set aside and the step runs again from the same data position (nothing else changed:
+    the failure came before any gradient or step), so a damaged cache never fails a run."""
+    position = run.task.state_dict()
+    try:
+        train_step(run, state)
+    except Exception as error:
+        cache = run.record.environment.get("compile_cache")
+        if not compile_failed_on_cache(error, cache):
+            raise
+        run.record.environment["compile_cache"] = set_aside_cache(cache, error, run.device)
+        torch._dynamo.reset()
+        run.optimizer.zero_grad(set_to_none=True)
+        run.task.load_state_dict(position)
+        train_step(run, state)
 
 
 def read_losses(run: Run, state: LoopState) -> float:
@@ -372,6 +393,13 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
     Bad input raises BadInput before anything is written. If ``run_dir`` holds a checkpoint of the
     same trial, the run continues from it. A failure after setup began leaves a record saying so;
     Ctrl-C or SIGTERM leaves one with status interrupted (and the checkpoint) and raises Interrupted."""
+    return run_loop(*start_run(cfg, run_dir, loggers, plan))
+
+
+def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None
+              ) -> tuple[Run, LoopState]:
+    """Setup of ``train``: the run built (and resumed from its checkpoint, if any) and its config
+    written; the loop is not started. Packed trials (``packed_trainer``) start each member this way."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     plan = plan or plan_run(cfg)
@@ -390,7 +418,7 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
         raise
     write_config(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
     state.time_s["startup"] += time.perf_counter() - started
-    return run_loop(run, state)
+    return run, state
 
 
 def run_loop(run: Run, state: LoopState) -> RunRecord:
@@ -407,7 +435,7 @@ def run_loop(run: Run, state: LoopState) -> RunRecord:
         while state.step < run.plan.num_steps:
             if state.step == run.attempt_first_step and run.plan.compile:
                 with timed(run, state, "compile"):  # the first call compiles the model
-                    train_step(run, state)
+                    first_compiled_step(run, state)
             else:
                 train_step(run, state)
             log_step(run, state)

@@ -152,6 +152,11 @@ BAD_INPUTS = [
     (["-m", "sweep=quickstart", "trainer.max_steps=5"], "is not below the run's 5 steps"),
     (["-m", "optimizer=adamw,lion", "task.data.path=/dev/zero"], "is not a regular file or directory"),
     (["-m", "sweep=nope"], "Could not find 'sweep/nope'"),
+    # the packed and workers launchers (lion_bench/sweeps/launcher.py)
+    (["-m", "seed=0,1", "hydra/launcher=packed", "hydra.launcher.pack=0"], "hydra.launcher.pack must be a whole number >= 1, got 0"),
+    (["-m", "seed=0,1", "hydra/launcher=workers", "hydra.launcher.workers=abc"], "hydra.launcher.workers must be a whole number"),
+    (["-m", "seed=0,1", "hydra/launcher=workers", "hydra.launcher.gpus=x"], "hydra.launcher.gpus must be null or a list of GPU"),
+    (["-m", "seed=0,1", "hydra/launcher=packed", "hydra.launcher.gpus=[0,1]"], "set hydra.launcher.workers >= 2"),
 ]
 PLUGIN_INPUTS = [
     ("hydra_plugins.hydra_ray_launcher", ["-m", "hydra/launcher=ray"], "pip install 'lion-bench[ray]'"),

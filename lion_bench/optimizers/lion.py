@@ -1,12 +1,11 @@
-"""Lion: the pure update rule (torch and foreach backends) and the Optimizer that calls it.
+"""Lion: the optimizer class. It gathers each param group's tensors and calls the update rule of
+its backend: ``lion_update_torch`` or ``lion_update_foreach`` (pure functions in ``functional``), or
+the fused kernel's launcher ``lion_update_triton`` (``lion_triton``), which share one signature.
 
-Every backend has the same signature, so tests swap one for another:
-
-    update(params, grads, exp_avgs, *, lr, weight_decay, beta1, beta2, cautious, maximize) -> None
-
-and updates ``params`` and ``exp_avgs`` in place. ``weight_decay`` is the coefficient that
-multiplies ``lr`` (after any ``decoupled_weight_decay`` division has been applied). The Triton
-launcher takes the same arguments plus keywords of its own (random-bit seed and step, flags, cache).
+Layers (Liger-Kernel's kernel -> function -> module): ``functional`` imports nothing of ours,
+``lion_triton`` imports ``functional``, and this module imports both. The names that lived here
+before (``lion_update_torch``, ``stochastic_round_to_bf16``, ``CAUTIOUS_MIN_FRACTION``, ...) are
+still importable from here.
 """
 
 from __future__ import annotations
@@ -19,121 +18,41 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
+from lion_bench.optimizers.functional import (
+    CAUTIOUS_MIN_FRACTION,
+    cautious_mask,
+    check_real_for_cautious,
+    lion_update_foreach,
+    lion_update_torch,
+    same_layout,
+    stochastic_round_to_bf16,
+)
+
+try:  # Triton is an extra (lion-bench[triton]); without it impl="triton" says what to install
+    from lion_bench.optimizers.lion_triton import LionTritonCache, lion_update_triton
+except ImportError as error:
+    LionTritonCache = lion_update_triton = None
+    _TRITON_IMPORT_ERROR: ImportError | None = error
+else:
+    _TRITON_IMPORT_ERROR = None
+
+__all__ = ["CAUTIOUS_MIN_FRACTION", "IMPLS", "STATE_DTYPES", "Lion", "cautious_mask", "lion_update_foreach",
+           "lion_update_torch", "lion_update_triton", "stochastic_round_to_bf16"]
+
 IMPLS = ("torch", "foreach", "triton")
 # Momentum dtypes: None keeps the parameter's dtype. bf16 momentum is a Triton-only option, since
 # only the fused kernel upcasts it to fp32 in registers (the torch ops would round in between).
 STATE_DTYPES = {None: None, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
                 "bfloat16": torch.bfloat16}
 
-# Liang et al. 2024 (arXiv 2411.16085), reference code: the mask mean is clamped so a tensor whose
-# update disagrees everywhere with its gradient is not divided by zero.
-CAUTIOUS_MIN_FRACTION = 1e-3
-
-
-
-
-def _cautious_mask(update: Tensor, grad: Tensor, maximize: bool = False) -> Tensor:
-    """Cautious masking: keep update entries whose sign agrees with the gradient (with ``maximize``,
-    the negated gradient), rescaled."""
-    agreement = update * grad
-    mask = (agreement < 0 if maximize else agreement > 0).to(update.dtype)
-    return mask.div_(mask.mean().clamp_(min=CAUTIOUS_MIN_FRACTION))
-
-
-def _check_real_for_cautious(tensors: list[Tensor]) -> None:
-    if any(t.is_complex() for t in tensors):
-        raise ValueError(
-            "Lion: cautious masking compares signs of real numbers; complex parameters need cautious=False"
-        )
-
-
-def stochastic_round_to_bf16(x: Tensor, random_bits: Tensor) -> Tensor:
-    """The fused kernel's rounding of fp32 momentum to bf16, in torch (the reference the tests use).
-
-    ``random_bits``: integers of ``x``'s shape whose low 16 bits are uniform. They are added to the
-    low half of each fp32 bit pattern, which is then cut: the magnitude rounds up with probability
-    (dropped bits) / 2**16, so the expected result is ``x``. NaN stays NaN."""
-    bits = x.float().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    rounded = torch.where(torch.isnan(x), bits, bits + (random_bits.to(torch.int64) & 0xFFFF))
-    high = (rounded >> 16) & 0xFFFF
-    return (high - (high >= 0x8000).to(torch.int64) * 0x10000).to(torch.int16).view(torch.bfloat16)
-
-
-def lion_update_torch(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    *,
-    lr: float,
-    weight_decay: float,
-    beta1: float,
-    beta2: float,
-    cautious: bool = False,
-    maximize: bool = False,
-) -> None:
-    """Reference Lion update, one tensor at a time.
-
-    The op sequence is lion-pytorch 0.2.5's ``update_fn``, so fp32 results are bit-for-bit equal.
-    Like it, the direction is ``sgn``: the sign for real tensors, ``c / |c|`` for complex ones.
-    ``maximize`` negates the gradient (through the ``alpha`` of each op, so no copy is made).
-    """
-    if cautious:
-        _check_real_for_cautious(params)
-    sign = -1.0 if maximize else 1.0
-    for p, grad, exp_avg in zip(params, grads, exp_avgs):
-        p.mul_(1.0 - lr * weight_decay)
-        update = exp_avg.clone().mul_(beta1).add(grad, alpha=sign * (1.0 - beta1)).sgn_()
-        if cautious:
-            update.mul_(_cautious_mask(update, grad, maximize))
-        p.add_(update, alpha=-lr)
-        exp_avg.mul_(beta2).add_(grad, alpha=sign * (1.0 - beta2))
-
-
-def lion_update_foreach(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    *,
-    lr: float,
-    weight_decay: float,
-    beta1: float,
-    beta2: float,
-    cautious: bool = False,
-    maximize: bool = False,
-) -> None:
-    """Lion update with torch's multi-tensor ``_foreach`` kernels (same arithmetic as the torch impl)."""
-    if not params:
-        return
-    if cautious:
-        _check_real_for_cautious(params)
-    sign = -1.0 if maximize else 1.0
-    if weight_decay != 0.0:
-        torch._foreach_mul_(params, 1.0 - lr * weight_decay)
-    updates = torch._foreach_mul(exp_avgs, beta1)
-    torch._foreach_add_(updates, grads, alpha=sign * (1.0 - beta1))
-    real = [u for u in updates if not u.is_complex()]
-    if real:
-        torch._foreach_sign_(real)
-    if len(real) != len(updates):  # torch has no _foreach_sgn: complex tensors one at a time
-        for update in updates:
-            if update.is_complex():
-                update.sgn_()
-    if cautious:
-        torch._foreach_mul_(updates, [_cautious_mask(u, g, maximize) for u, g in zip(updates, grads)])
-    torch._foreach_add_(params, updates, alpha=-lr)
-    torch._foreach_mul_(exp_avgs, beta2)
-    torch._foreach_add_(exp_avgs, grads, alpha=sign * (1.0 - beta2))
-
 
 def _triton_update() -> Callable[..., None]:
-    try:
-        from lion_bench.optimizers.lion_triton import lion_update_triton
-    except ImportError as error:
+    if lion_update_triton is None:
         raise ImportError(
-            f"Lion(impl='triton') needs Triton and the lion_bench Triton kernel ({error}). "
+            f"Lion(impl='triton') needs Triton and the lion_bench Triton kernel ({_TRITON_IMPORT_ERROR}). "
             "Install Triton with `pip install triton` (or `pip install 'lion-bench[triton]'`), "
             "or use impl='foreach' or impl='torch'."
-        ) from error
+        ) from _TRITON_IMPORT_ERROR
     return lion_update_triton
 
 
@@ -322,7 +241,7 @@ class Lion(Optimizer):
         group.setdefault("step", 0)
         if any(p.is_complex() for p in group["params"]):
             if group["cautious"]:
-                _check_real_for_cautious(group["params"])
+                check_real_for_cautious(group["params"])
             if self.state_dtype == torch.bfloat16:
                 raise ValueError("Lion: state_dtype='bf16' is for real parameters; complex ones keep complex64 momentum")
 
@@ -438,8 +357,6 @@ class Lion(Optimizer):
 
     def _gather(self, group: dict, grads: list, cache) -> _GatheredGroup:
         """The slow path of a triton step: collect the params with grads and their momenta."""
-        from lion_bench.optimizers.lion_triton import LionTritonCache, _same_layout
-
         active = []
         for p, grad in zip(group["params"], grads):
             if grad is None:
@@ -450,7 +367,7 @@ class Lion(Optimizer):
         exp_avgs = []
         for p in active:
             exp_avg = self._exp_avg(p)
-            if not _same_layout(p, exp_avg):
+            if not same_layout(p, exp_avg):
                 # A momentum loaded from a checkpoint with another layout: the kernel needs p's strides.
                 exp_avg = self.state[p]["exp_avg"] = torch.empty_like(p, dtype=exp_avg.dtype).copy_(exp_avg)
             exp_avgs.append(exp_avg)

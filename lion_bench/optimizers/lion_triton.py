@@ -1,7 +1,8 @@
 """Lion as one fused Triton kernel launch per (device, dtype) group of tensors.
 
 ``_lion_kernel`` -> ``lion_update_triton`` (``lion_update_torch``'s signature plus the Triton-only
-keywords) -> ``Lion(impl="triton")``.
+keywords) -> ``Lion(impl="triton")``. This module imports only ``functional`` of lion_bench (the
+shared constants and layout checks); ``lion.Lion`` imports this one.
 
 One launch covers every tensor of a group through two device tables: program ``i`` updates
 ``BLOCK`` elements of tensor ``blocks[i]``, starting at ``(i - first_block[tensor]) * BLOCK``, seen
@@ -61,7 +62,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from lion_bench.optimizers.lion import CAUTIOUS_MIN_FRACTION
+from lion_bench.optimizers.functional import CAUTIOUS_MIN_FRACTION, is_dense, same_layout
 
 # Fixed heuristics (never autotuned: the kernel updates its inputs in place). 2048 elements per
 # program, 4 warps: 16 elements per thread, i.e. four 16-byte vectors per fp32 stream. Measured on
@@ -231,7 +232,7 @@ def _lion_kernel(
     ROW: tl.constexpr,  # elements per row of the block: 16 bytes of the narrowest dtype; 2 (a pair) when COMPLEX
     ALIGNED: tl.constexpr,
     CAUTIOUS: tl.constexpr,  # 0: off, 1: count agreements, 2: apply with counts
-    CAUTIOUS_MIN_FRACTION: tl.constexpr,  # floor of the kept fraction (lion.CAUTIOUS_MIN_FRACTION)
+    CAUTIOUS_MIN_FRACTION: tl.constexpr,  # floor of the kept fraction (functional.CAUTIOUS_MIN_FRACTION)
     MAXIMIZE: tl.constexpr,
     COMPLEX: tl.constexpr,  # tensors are complex64 seen as fp32 (real, imaginary) pairs
     STOCHASTIC_ROUNDING: tl.constexpr,  # bf16 momentum stored with stochastic rounding
@@ -447,20 +448,6 @@ class LionTritonCache:
         return tensor
 
 
-def _is_dense(t: Tensor) -> bool:
-    """Non-overlapping and dense: its elements fill numel() consecutive slots in some order."""
-    expected = 1
-    for stride, size in sorted((stride, size) for size, stride in zip(t.shape, t.stride()) if size != 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
-
-
-def _same_layout(a: Tensor, b: Tensor) -> bool:
-    return all(sa == sb for size, sa, sb in zip(a.shape, a.stride(), b.stride()) if size != 1)
-
-
 def _check_tensors(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor]) -> None:
     for index, (p, g, m) in enumerate(zip(params, grads, exp_avgs)):
         if g.is_sparse:
@@ -491,7 +478,7 @@ def _check_tensors(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Ten
                 f"lion_update_triton: tensor {index}: param {p.dtype}, grad {g.dtype} and exp_avg {m.dtype} mix "
                 "complex and real dtypes; a complex64 param needs a complex64 grad and exp_avg"
             )
-        if not (_is_dense(p) and _same_layout(p, g) and _same_layout(p, m)):
+        if not (is_dense(p) and same_layout(p, g) and same_layout(p, m)):
             raise ValueError(
                 f"lion_update_triton: tensor {index} (shape {tuple(p.shape)}, strides {p.stride()}): the fused "
                 "kernel needs a dense, non-overlapping param (any dimension order: contiguous, channels_last, ...) "

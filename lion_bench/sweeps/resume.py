@@ -130,52 +130,85 @@ def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> f
     trainer wrote anything, as bad input does) and logged, not raised, so the sweep goes on; Ctrl-C
     still stops the sweep. Returns the objective for the sweeper."""
     run_dir = Path(run_dir)
+    lock = claim_trial(run_dir)
+    if lock is None:
+        return math.nan
+    try:
+        done = skip_if_done(run_dir)
+        if done is not None:
+            return done
+        before = run_record_mtime_ns(run_dir)
+        try:
+            record = run()
+        except KeyboardInterrupt:
+            record_attempt(run_dir, "interrupted")
+            raise
+        except Exception as error:
+            return record_failure(cfg, run_dir, error, before)
+        return record_result(run_dir, record)
+    finally:
+        lock.release()
+
+
+def claim_trial(run_dir: Path) -> FileLock | None:
+    """The trial's lock, held, with its directory repaired; None (printed, and recorded as a busy
+    attempt) when another process holds it. Release it when the trial's attempt is recorded."""
+    run_dir = Path(run_dir)
     lock = FileLock(str(run_dir / LOCK_FILE), timeout=0)
     try:
         lock.acquire()
     except Timeout:
         print(f"busy: {run_dir.name} is trained by another process; skipped here", flush=True)
         record_attempt(run_dir, "busy")
-        return math.nan
+        return None
     try:
         repair(run_dir)
-        return _run_locked(cfg, run_dir, run)
-    finally:
+    except BaseException:
         lock.release()
-
-
-def _run_locked(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> float:
-    run_file = run_dir / RUN_FILE
-    previous = previous_result(run_dir)
-    if previous is not None:
-        loss = previous.final_val_loss
-        loss_text = f" (val loss {loss:.4f})" if math.isfinite(loss) else ""
-        print(f"skipped {run_dir.name}: already {previous.status.value}{loss_text}", flush=True)
-        record_attempt(run_dir, "skipped")
-        return objective(previous)
-    before = _mtime_ns(run_file)
-    try:
-        record = run()
-    except KeyboardInterrupt:
-        record_attempt(run_dir, "interrupted")
         raise
-    except Exception as error:
-        if before is None or _mtime_ns(run_file) == before:  # failed before the trainer wrote a record
-            config = OmegaConf.to_container(cfg, resolve=False)
-            try:
-                config = OmegaConf.to_container(cfg, resolve=True)
-            except Exception:  # a broken interpolation: record the config as written
-                pass
-            write_failure(run_dir, RunRecord.begin(config, config_trial_id(config)))
-        record_attempt(run_dir, "failed")
-        log.error(f"trial {run_dir.name} failed: {type(error).__name__}: {error} (see {run_dir / TRACEBACK_FILE})")
-        return math.nan
+    return lock
+
+
+def skip_if_done(run_dir: Path) -> float | None:
+    """Under the trial's lock: its objective when its record is already a result (printed, recorded as
+    a skipped attempt), else None: the trial is to be trained."""
+    previous = previous_result(run_dir)
+    if previous is None:
+        return None
+    loss = previous.final_val_loss
+    loss_text = f" (val loss {loss:.4f})" if math.isfinite(loss) else ""
+    print(f"skipped {Path(run_dir).name}: already {previous.status.value}{loss_text}", flush=True)
+    record_attempt(run_dir, "skipped")
+    return objective(previous)
+
+
+def record_result(run_dir: Path, record: RunRecord) -> float:
+    """Record an attempt that returned its run record; the objective."""
     record_attempt(run_dir, record.status.value)
     return objective(record)
 
 
-def _mtime_ns(path: Path) -> int | None:
+def record_failure(cfg: DictConfig, run_dir: Path, error: Exception, run_file_mtime_ns: int | None) -> float:
+    """Record an attempt that raised ``error``; call inside the ``except`` that caught it (the
+    traceback is written). When the trainer wrote no record (run.json's modification time is still
+    ``run_file_mtime_ns``, read before the attempt), as for bad input, a failed one is written here."""
+    if run_file_mtime_ns is None or run_record_mtime_ns(run_dir) == run_file_mtime_ns:
+        config = OmegaConf.to_container(cfg, resolve=False)
+        try:
+            config = OmegaConf.to_container(cfg, resolve=True)
+        except Exception:  # a broken interpolation: record the config as written
+            pass
+        write_failure(run_dir, RunRecord.begin(config, config_trial_id(config)))
+    record_attempt(run_dir, "failed")
+    run_dir = Path(run_dir)
+    log.error(f"trial {run_dir.name} failed: {type(error).__name__}: {error} (see {run_dir / TRACEBACK_FILE})")
+    return math.nan
+
+
+def run_record_mtime_ns(run_dir: Path) -> int | None:
+    """When the trial's run.json was last written (None: it has none): read before an attempt, it tells
+    afterwards whether the trainer wrote a record."""
     try:
-        return path.stat().st_mtime_ns
+        return (Path(run_dir) / RUN_FILE).stat().st_mtime_ns
     except FileNotFoundError:
         return None

@@ -51,6 +51,7 @@ class ByteLMTask(Task):
         # Uploaded once (bytes: 100 MB for enwik8); training windows are gathered on the device.
         self.train_data_on_device = self.train_data.to(self.device)
         self.window_offsets = {self.device: torch.arange(self.seq_len + 1, device=self.device)}
+        self._device_splits: dict[int, tuple[Tensor, Tensor]] = {}  # id(host split) -> (it, its device copy)
         num_windows = int(cfg.eval.num_windows)
         last_start = len(self.val_data) - self.seq_len - 1
         # Fixed, evenly spaced validation windows: the same bytes every evaluation.
@@ -105,6 +106,16 @@ class ByteLMTask(Task):
     def units_per_batch(self, batch: Batch) -> int:
         return batch[0].numel()
 
+    def _split_on_device(self, data: Tensor) -> Tensor:
+        """A held-out split (on the host) on the task's device, copied once: evaluations then gather
+        their windows there, with no host gather and no copy per chunk."""
+        if data.device == self.device:
+            return data
+        cached = self._device_splits.get(id(data))
+        if cached is None or cached[0] is not data:
+            cached = self._device_splits[id(data)] = (data, data.to(self.device))
+        return cached[1]
+
     @torch.inference_mode()
     def _sum_loss(self, model: nn.Module, data: Tensor, starts: Tensor, first_scored: Tensor) -> tuple[float, int]:
         """Summed loss (nats) over each window's targets from position ``first_scored[i]`` on."""
@@ -115,8 +126,13 @@ class ByteLMTask(Task):
         total_tokens = torch.zeros((), dtype=torch.int64, device=self.device)
         batch_size = int(self.cfg.eval.batch_size)
         positions = torch.arange(self.seq_len, device=self.device)
-        for chunk, first in zip(starts.split(batch_size), first_scored.split(batch_size)):
-            inputs, targets = self.to_device(self._windows(data, chunk))
+        data = self._split_on_device(data)
+        # One copy of the window starts per evaluation; first_scored also stays on the host, where
+        # "is every target of this chunk scored" is decided without a sync.
+        starts_on_device, first_on_device = self.to_device((starts, first_scored))
+        for chunk, first, first_here in zip(starts_on_device.split(batch_size), first_scored.split(batch_size),
+                                            first_on_device.split(batch_size)):
+            inputs, targets = self._windows(data, chunk)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logits = model(inputs)
             # Per-target losses (batch, seq), classes along the contiguous last dimension (a transposed
@@ -127,11 +143,12 @@ class ByteLMTask(Task):
                 total_loss += losses.sum()
                 total_tokens += losses.numel()
             else:
-                scored = positions >= self.to_device((first,))[0][:, None]
+                scored = positions >= first_here[:, None]
                 total_loss += torch.where(scored, losses, 0.0).sum()
                 total_tokens += scored.sum()
         model.train(was_training)
-        return total_loss.item(), int(total_tokens.item())
+        loss, tokens = torch.stack([total_loss, total_tokens.to(torch.float64)]).tolist()  # one sync
+        return loss, int(tokens)
 
     def evaluate_windows(self, model: nn.Module, data: Tensor, starts: Tensor) -> dict[str, float]:
         total_loss, total_tokens = self._sum_loss(model, data, starts, torch.zeros_like(starts))
