@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -21,11 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 from lion_bench.runs.errors import BadInput
 from lion_bench.runs.identity import trial_dir_name, trial_id
 from lion_bench.runs.ratio import resolve_hyperparameters
+from lion_bench.runs.store import prepare_run_dir
 from lion_bench.schema import Problem, config_problems, planned_steps, resolve_warmup
 from lion_bench.tasks import check_task_data, data_identity
 
 # Where a data problem lies: the keys that choose the data and the window that must fit it.
 DATA_KEYS = ("task.data", "task.model.seq_len", "task.name")
+# The files Hydra writes in a job's .hydra directory.
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 # Floating-point operations per training step above which a CPU run gets a warning: minutes per step.
 SLOW_CPU_STEP_FLOPS = 1e13
 
@@ -194,13 +198,24 @@ def config_trial_id(config: Mapping[str, Any]) -> str:
 def _trial_dir(*, _root_: DictConfig) -> str:
     """``${trial_dir:}``: the job's directory name from its config (the hydra node aside, as the task
     function sees it, so the name's id is the one in run.json). Never raises: a config that does not
-    resolve is named by what it says, and the trial reports the problem."""
+    resolve is named by what it says, and the trial reports the problem.
+
+    Hydra names the directory just before it creates it (and its ``.hydra``), so this is also where
+    whatever stands in their way is set aside (``runs.store.prepare_run_dir``): a file or symbolic
+    link at the trial's path would stop Hydra, and with it the whole sweep."""
     job = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
     try:
         config = OmegaConf.to_container(job, resolve=True)
     except Exception:  # noqa: BLE001
         config = OmegaConf.to_container(job, resolve=False)
-    return trial_dir_name(config, trial_context(config))
+    name = trial_dir_name(config, trial_context(config))
+    try:
+        sweep_dir = OmegaConf.select(_root_, "hydra.sweep.dir", default=None)
+    except Exception:  # noqa: BLE001 - Hydra reports a sweep directory that does not resolve
+        sweep_dir = None
+    if sweep_dir is not None:
+        prepare_run_dir(Path(str(sweep_dir)) / name, HYDRA_FILES)
+    return name
 
 
 # Registered on import of this module, which the trainer and the entry point import: Ray workers
