@@ -11,6 +11,7 @@ that names each sweep trial's directory by it.
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,16 @@ from lion_bench.runs.identity import trial_dir_name, trial_id
 from lion_bench.runs.ratio import resolve_hyperparameters
 from lion_bench.runs.store import prepare_run_dir
 from lion_bench.schema import Problem, config_problems, planned_steps, resolve_warmup
-from lion_bench.tasks import check_task_data, data_identity
+from lion_bench.runs.memory import available_memory_bytes
+from lion_bench.tasks import check_task_data, data_identity, estimate_memory
 
-# Where a data problem lies: the keys that choose the data and the window that must fit it.
-DATA_KEYS = ("task.data", "task.model.seq_len", "task.name")
+# Where a data problem lies: the keys that choose the data and the model that must fit it.
+DATA_KEYS = ("task.data", "task.model", "task.name")
+# Where a memory problem lies (the optimizer's state is a small part: a sweep over optimizers is
+# refused as a whole when the base config cannot fit).
+MEMORY_KEYS = ("trainer.batch_size", "task.model", "task.data", "task.name", "trainer.precision")
+# Bytes of optimizer state per parameter (fp32 state; Lion's bf16 momentum: 2).
+OPTIMIZER_STATE_BYTES = {"adamw": 8, "lion": 4}
 # The files Hydra writes in a job's .hydra directory.
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 # Floating-point operations per training step above which a CPU run gets a warning: minutes per step.
@@ -91,7 +98,8 @@ def resolve_compile(value: Any, device: torch.device) -> bool:
 
 def input_problems(config: Mapping[str, Any]) -> list[Problem]:
     """Everything wrong with a resolved config (without its ``hydra`` node): the schema's checks,
-    then the device and the data (by file kinds and sizes; nothing is read)."""
+    then the device and the options it can run, the data (by file kinds and sizes; nothing is read),
+    and whether the run fits in memory."""
     found = config_problems(config)
     if not any(problem.keys[0] == "device" for problem in found):
         try:
@@ -105,12 +113,78 @@ def input_problems(config: Mapping[str, Any]) -> list[Problem]:
             elif config["trainer"].get("precision") == "bf16" and device.type == "mps":
                 found.append(Problem(("trainer.precision", "device"), "trainer.precision=bf16 is not supported on "
                                                                       "mps; use trainer.precision=fp32"))
+            else:
+                found += device_option_problems(config, device)
     if not any(key.startswith("task") for problem in found for key in problem.keys):
         try:
             check_task_data(config["task"])
         except BadInput as error:
             found.append(Problem(DATA_KEYS, str(error)))
+    if not found:
+        problem = memory_problem(config, resolve_device(config["device"]))
+        found += [problem] if problem else []
     return found
+
+
+def device_option_problems(config: Mapping[str, Any], device: torch.device) -> list[Problem]:
+    """Optimizer options this device cannot run: Lion's fused Triton kernel runs on CUDA (or, for
+    tests, through Triton's interpreter, TRITON_INTERPRET=1), and bf16 momentum needs that kernel,
+    which ``optimizer.impl=auto`` uses only on CUDA with Triton installed."""
+    optimizer = config["optimizer"]
+    if optimizer["name"] != "lion":
+        return []
+    triton = importlib.util.find_spec("triton") is not None
+    impl = optimizer.get("impl", "auto")
+    where = f"the device here is {device.type} (device={config['device']})"
+    if impl == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        return [Problem(("optimizer.impl", "device"), f"optimizer.impl=triton runs Lion's fused kernel on CUDA devices, "
+                                                      f"and {where}; use optimizer.impl=foreach (or auto), or a GPU")]
+    if optimizer.get("state_dtype") == "bf16" and impl == "auto" and not (device.type == "cuda" and triton):
+        reason = where if device.type != "cuda" else "Triton is not installed"
+        return [Problem(("optimizer.state_dtype", "optimizer.impl", "device"),
+                        f"optimizer.state_dtype=bf16 (bf16 momentum) needs Lion's fused Triton kernel, which "
+                        f"optimizer.impl=auto does not use here ({reason}); drop optimizer.state_dtype, or run on "
+                        "a GPU with Triton ('lion-bench[triton]')")]
+    return []
+
+
+def _size(num_bytes: float) -> str:
+    for scale, unit in ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if num_bytes >= scale or unit == "PB" and num_bytes >= 1e15:
+            return f"{num_bytes / scale:.3g} {unit}"
+    return f"{num_bytes:.0f} bytes"
+
+
+def memory_problem(config: Mapping[str, Any], device: torch.device) -> Problem | None:
+    """A run that cannot fit in memory, found before anything is allocated: what the task says the
+    run holds at once (``Task.estimate_memory``: parameters, the activations of a micro-batch, the
+    data) plus a gradient and the optimizer's state per parameter, against what ``device`` has
+    available (and, on a GPU, the data against the host's). The estimate counts only what is certainly
+    held, so a run it refuses could not have fit. None when it fits or the task gives no estimate."""
+    trainer, optimizer = config["trainer"], config["optimizer"]
+    batch_size = int(trainer["batch_size"])
+    need = estimate_memory(config["task"], batch_size)
+    if need is None:
+        return None
+    state = 2 if optimizer.get("state_dtype") == "bf16" else OPTIMIZER_STATE_BYTES.get(optimizer["name"], 0)
+    model_bytes = need.num_params * (4 + 4 + state)
+    value_bytes = 2 if resolve_precision(trainer["precision"], device) == "bf16" else 4
+    activation_bytes = need.activation_values * value_bytes
+    data_bytes = need.data_bytes if device.type == "cpu" else 0
+    needed = model_bytes + activation_bytes + data_bytes
+    available = available_memory_bytes(device)
+    if available is not None and needed > available:
+        data = f", data {_size(data_bytes)}" if data_bytes else ""
+        return Problem(MEMORY_KEYS, (
+            f"this run needs at least {_size(needed)} of {device.type} memory ({need.num_params:,} parameters "
+            f"with their gradients and {optimizer['name']} state {_size(model_bytes)}, the activations of a batch "
+            f"of {batch_size} {_size(activation_bytes)}{data}), but {_size(available)} is available; lower "
+            "trainer.batch_size or the model's size (task.model.*), or use a device with more memory"))
+    host = available_memory_bytes(torch.device("cpu")) if device.type != "cpu" else None
+    if host is not None and need.data_bytes > host:
+        return Problem(MEMORY_KEYS, f"this run holds at least {_size(need.data_bytes)} of data in host memory, "
+                                    f"but {_size(host)} is available; use less data (task.data.*)")
+    return None
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:

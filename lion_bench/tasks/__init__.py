@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import torch
 
 from lion_bench.runs.errors import BadInput
-from lion_bench.tasks.base import Task
+from lion_bench.tasks.base import MemoryNeed, Task
 from lion_bench.tasks.enwik8 import Enwik8Task
 from lion_bench.tasks.image import ImageTask
 from lion_bench.tasks.lstm_conv import LSTMConvTask
@@ -42,9 +42,16 @@ def data_identity(cfg: Mapping[str, Any]) -> str:
     return TASKS[cfg["name"]].data_identity(cfg)
 
 
+def estimate_memory(cfg: Mapping[str, Any], batch_size: int) -> MemoryNeed | None:
+    """What a run of the task ``cfg`` (the task node) holds at once (``Task.estimate_memory``); None: unknown."""
+    check_task_name(cfg["name"])
+    return TASKS[cfg["name"]].estimate_memory(cfg, batch_size)
+
+
 def build_task(cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device) -> Task:
     check_task_name(cfg["name"])
     return TASKS[cfg["name"]](cfg, batch_size=batch_size, seed=seed, device=device)
 
 
-__all__ = ["Task", "TASKS", "build_task", "check_task_data", "check_task_name", "data_identity"]
+__all__ = ["MemoryNeed", "Task", "TASKS", "build_task", "check_task_data", "check_task_name", "data_identity",
+           "estimate_memory"]
