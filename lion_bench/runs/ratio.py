@@ -75,7 +75,7 @@ def derived_problems(hyperparameters: Mapping[str, Any], decoupled: bool = False
     (the config keys involved, one line that says what to do) for each problem."""
     hyper = hyperparameters
     lr, weight_decay = hyper["lr"], hyper["weight_decay"]
-    lr_text = (f"base.lr / optimizer.lr_divisor = {hyper['base_lr']:g} / {hyper['lr_divisor']:g}"
+    lr_text = (f"base.lr / optimizer.lr_divisor = {_shown(hyper['base_lr'])} / {_shown(hyper['lr_divisor'])}"
                if hyper["lr_divisor"] != 1 else "base.lr")
     fix_lr = "set base.lr and optimizer.lr_divisor so that the lr is a step size (1e-6 to 1 are usual)"
     found = []
@@ -86,8 +86,8 @@ def derived_problems(hyperparameters: Mapping[str, Any], decoupled: bool = False
         found.append((LR_KEYS, f"the resolved lr {lr_text} = {lr:.3g} is below {FLOAT32_TINY:.2g}, the smallest "
                                f"normal float32 (the optimizers compute in float32: it would be 0 or imprecise); "
                                f"{fix_lr}"))
-    wd_text = (f"base.weight_decay * optimizer.wd_multiplier = {hyper['base_weight_decay']:g} * "
-               f"{hyper['wd_multiplier']:g}" if hyper["wd_multiplier"] != 1 else "base.weight_decay")
+    wd_text = (f"base.weight_decay * optimizer.wd_multiplier = {_shown(hyper['base_weight_decay'])} * "
+               f"{_shown(hyper['wd_multiplier'])}" if hyper["wd_multiplier"] != 1 else "base.weight_decay")
     if not math.isfinite(weight_decay) or weight_decay > FLOAT32_MAX:
         found.append((WEIGHT_DECAY_KEYS, f"the resolved weight decay {wd_text} = {weight_decay:.3g} "
                                          f"{_too_large(weight_decay)}; lower base.weight_decay or "
@@ -106,6 +106,12 @@ def derived_problems(hyperparameters: Mapping[str, Any], decoupled: bool = False
         found.append(((*WEIGHT_DECAY_KEYS, *LR_KEYS, "optimizer.decoupled_weight_decay"),
                       f"{step} = {1 - decay:.3g}, which {effect}; keep {keep}"))
     return found
+
+
+def _shown(value: float) -> str:
+    """A number as typed: the shortest text that reads back as it (3, 0.002, 1e-320)."""
+    text = repr(value)
+    return text.removesuffix(".0")
 
 
 def _too_large(value: float) -> str:
