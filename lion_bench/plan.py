@@ -155,35 +155,64 @@ def _size(num_bytes: float) -> str:
     return f"{num_bytes:.0f} bytes"
 
 
-def memory_problem(config: Mapping[str, Any], device: torch.device) -> Problem | None:
-    """A run that cannot fit in memory, found before anything is allocated: what the task says the
-    run holds at once (``Task.estimate_memory``: parameters, the activations of a micro-batch, the
-    data) plus a gradient and the optimizer's state per parameter, against what ``device`` has
-    available (and, on a GPU, the data against the host's). The estimate counts only what is certainly
-    held, so a run it refuses could not have fit. None when it fits or the task gives no estimate."""
+@dataclass(frozen=True)
+class MemoryUse:
+    """What a run holds at once on its device, at least (``memory_use``), in bytes."""
+
+    num_params: int
+    model: int  # parameters, their gradients and the optimizer's state
+    activations: int  # what one micro-batch keeps for the backward pass
+    data: int  # the task's data (on the device's memory only on the CPU)
+
+    @property
+    def total(self) -> int:
+        return self.model + self.activations + self.data
+
+
+def memory_use(config: Mapping[str, Any], device: torch.device) -> MemoryUse | None:
+    """What the task says the run holds at once (``Task.estimate_memory``: parameters, the values a
+    micro-batch keeps, the data), in bytes on ``device``: 4 per parameter, 4 per gradient, the
+    optimizer's state (``OPTIMIZER_STATE_BYTES``; 2 for Lion's bf16 momentum), 4 per kept value (2
+    under bf16 autocast), and the data where it lives in the device's memory (the CPU). None when the
+    task gives no estimate."""
     trainer, optimizer = config["trainer"], config["optimizer"]
-    batch_size = int(trainer["batch_size"])
-    need = estimate_memory(config["task"], batch_size)
+    need = estimate_memory(config["task"], int(trainer["batch_size"]))
     if need is None:
         return None
     state = 2 if optimizer.get("state_dtype") == "bf16" else OPTIMIZER_STATE_BYTES.get(optimizer["name"], 0)
-    model_bytes = need.num_params * (4 + 4 + state)
     value_bytes = 2 if resolve_precision(trainer["precision"], device) == "bf16" else 4
-    activation_bytes = need.activation_values * value_bytes
-    data_bytes = need.data_bytes if device.type == "cpu" else 0
-    needed = model_bytes + activation_bytes + data_bytes
+    return MemoryUse(need.num_params, need.num_params * (4 + 4 + state), need.activation_values * value_bytes,
+                     need.data_bytes if device.type == "cpu" else 0)
+
+
+def memory_need(config: Mapping[str, Any], device: torch.device) -> int | None:
+    """Bytes a run holds at once on ``device``, at least (``memory_use``); None when unknown."""
+    use = memory_use(config, device)
+    return None if use is None else use.total
+
+
+def memory_problem(config: Mapping[str, Any], device: torch.device) -> Problem | None:
+    """A run that cannot fit in memory, found before anything is allocated: ``memory_use`` against
+    what ``device`` has available (and, on a GPU, the data against the host's). The use counts only
+    what is certainly held, so a run refused here could not have fit. None when it fits or the task
+    gives no estimate."""
+    use = memory_use(config, device)
+    if use is None:
+        return None
     available = available_memory_bytes(device)
-    if available is not None and needed > available:
-        data = f", data {_size(data_bytes)}" if data_bytes else ""
+    if available is not None and use.total > available:
+        data = f", data {_size(use.data)}" if use.data else ""
         return Problem(MEMORY_KEYS, (
-            f"this run needs at least {_size(needed)} of {device.type} memory ({need.num_params:,} parameters "
-            f"with their gradients and {optimizer['name']} state {_size(model_bytes)}, the activations of a batch "
-            f"of {batch_size} {_size(activation_bytes)}{data}), but {_size(available)} is available; lower "
-            "trainer.batch_size or the model's size (task.model.*), or use a device with more memory"))
-    host = available_memory_bytes(torch.device("cpu")) if device.type != "cpu" else None
-    if host is not None and need.data_bytes > host:
-        return Problem(MEMORY_KEYS, f"this run holds at least {_size(need.data_bytes)} of data in host memory, "
-                                    f"but {_size(host)} is available; use less data (task.data.*)")
+            f"this run needs at least {_size(use.total)} of {device.type} memory ({use.num_params:,} parameters "
+            f"with their gradients and {config['optimizer']['name']} state {_size(use.model)}, the activations of a "
+            f"batch of {config['trainer']['batch_size']} {_size(use.activations)}{data}), but {_size(available)} is "
+            "available; lower trainer.batch_size or the model's size (task.model.*), or use a device with more memory"))
+    if device.type != "cpu":
+        data_bytes = estimate_memory(config["task"], int(config["trainer"]["batch_size"])).data_bytes
+        host = available_memory_bytes(torch.device("cpu"))
+        if host is not None and data_bytes > host:
+            return Problem(MEMORY_KEYS, f"this run holds at least {_size(data_bytes)} of data in host memory, but "
+                                        f"{_size(host)} is available; use less data (task.data.*)")
     return None
 
 
