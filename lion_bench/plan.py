@@ -140,7 +140,7 @@ def device_option_problems(config: Mapping[str, Any], device: torch.device) -> l
         return [Problem(("optimizer.impl", "device"), f"optimizer.impl=triton runs Lion's fused kernel on CUDA devices, "
                                                       f"and {where}; use optimizer.impl=foreach (or auto), or a GPU")]
     if optimizer.get("state_dtype") == "bf16" and impl == "auto" and not (device.type == "cuda" and triton):
-        reason = where if device.type != "cuda" else "Triton is not installed"
+        reason = f"on {device.type}" if device.type != "cuda" else "Triton is not installed"
         return [Problem(("optimizer.state_dtype", "optimizer.impl", "device"),
                         f"optimizer.state_dtype=bf16 (bf16 momentum) needs Lion's fused Triton kernel, which "
                         f"optimizer.impl=auto does not use here ({reason}); drop optimizer.state_dtype, or run on "

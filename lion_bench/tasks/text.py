@@ -246,6 +246,8 @@ class TextTask(ByteLMTask):
 
     @classmethod
     def data_size(cls, cfg) -> int:
+        if (cfg["data"].get("source") or "file") != "file":
+            return 0  # a dataset's size is known once it is read: not counted
         path, max_bytes = cls.corpus(cfg)
         return corpus_size(corpus_files(path) if path else stdlib_files(), max_bytes)
 
