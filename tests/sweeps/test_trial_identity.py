@@ -111,3 +111,16 @@ def test_a_sweep_into_directories_of_another_sweep_trains_its_own_trials(tmp_pat
             assert records[name] == lion[name]  # Lion's own trials untouched
     assert sum(name.startswith("adamw") for name in records) == 2 and all(math.isfinite(r["final_val_loss"])
                                                                             for r in records.values())
+
+
+def test_a_diverged_record_with_non_finite_numbers_is_a_result_and_never_trained_again(tmp_path):
+    """Before: NaN and inf were written as null, which read_record rejects (hyperparameters.lr): every
+    rerun set the record aside and trained the trial again."""
+    cfg = compose_config(["task=quadratic"])
+    record = result_record("diverged", 0.0, trial_id_of(cfg))
+    record.hyperparameters["lr"], record.initial_train_loss = math.inf, math.nan
+    record.best, record.train_tokens_per_s = {"val_loss": math.nan}, math.inf
+    write_record(tmp_path, record)
+    for _ in range(2):
+        assert run_trial(cfg, tmp_path, lambda: pytest.fail("a diverged trial trains again")) == math.inf
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".lock", "attempts.jsonl", "run.json"]  # nothing set aside
