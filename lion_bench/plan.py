@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from lion_bench.runs.errors import BadInput
 from lion_bench.runs.identity import trial_dir_name, trial_id
+from lion_bench.runs.memory import available_memory_bytes
 from lion_bench.runs.ratio import resolve_hyperparameters
 from lion_bench.runs.store import prepare_run_dir
 from lion_bench.schema import Problem, config_problems, planned_steps, resolve_warmup
-from lion_bench.runs.memory import available_memory_bytes
 from lion_bench.tasks import check_task_data, data_identity, estimate_memory
 
 # Where a data problem lies: the keys that choose the data and the model that must fit it.
@@ -149,8 +149,9 @@ def device_option_problems(config: Mapping[str, Any], device: torch.device) -> l
 
 
 def _size(num_bytes: float) -> str:
+    """Bytes as people read them: 139 GB, 2.29 PB, 7.73 MB."""
     for scale, unit in ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-        if num_bytes >= scale or unit == "PB" and num_bytes >= 1e15:
+        if num_bytes >= scale:
             return f"{num_bytes / scale:.3g} {unit}"
     return f"{num_bytes:.0f} bytes"
 
