@@ -137,8 +137,9 @@ def device_option_problems(config: Mapping[str, Any], device: torch.device) -> l
     impl = optimizer.get("impl", "auto")
     where = f"the device here is {device.type} (device={config['device']})"
     if impl == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        return [Problem(("optimizer.impl", "device"), f"optimizer.impl=triton runs Lion's fused kernel on CUDA devices, "
-                                                      f"and {where}; use optimizer.impl=foreach (or auto), or a GPU")]
+        return [Problem(("optimizer.impl", "device"), f"optimizer.impl=triton runs Lion's fused kernel on CUDA "
+                                                      f"devices, and {where}; use optimizer.impl=foreach (or auto), "
+                                                      "or a GPU")]
     if optimizer.get("state_dtype") == "bf16" and impl == "auto" and not (device.type == "cuda" and triton):
         reason = f"on {device.type}" if device.type != "cuda" else "Triton is not installed"
         return [Problem(("optimizer.state_dtype", "optimizer.impl", "device"),

@@ -57,7 +57,8 @@ def mount_of(path: str) -> tuple[str, str] | None:
             continue
         point = _unescape(fields[4])
         # A later mount on the same point hides an earlier one: ">=" keeps the last.
-        if (real == point or real.startswith(point.rstrip("/") + "/")) and (found is None or len(point) >= len(found[0])):
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and (found is None or len(point) >= len(found[0])):
             found = (point, kinds[0])
     return found
 
