@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import signal
 import sys
 import warnings
@@ -27,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from hydra_plugins.lion_bench_launcher.launcher import LionBenchLauncher
 from lion_bench.plan import input_problems, resolved_config
 from lion_bench.runs.errors import BadInput, Interrupted
+from lion_bench.runs.locations import RUN_DIR_ROOM, TRIAL_DIR_ROOM, directory_problem
 from lion_bench.schema import Problem
 
 # Exit status of a command given bad input (as argparse uses).
@@ -100,7 +102,10 @@ class Preflight(Callback):
     A single run with bad input ends here with one line and exit status 2. A sweep is refused here
     when its base config is bad in a way no trial changes (a key nobody sweeps); a bad value that
     only some trials get (``seed=0,x``) fails those trials, recorded, and the sweep goes on. Hydra
-    turns an Exception raised in a callback into a warning, so this raises SystemExit."""
+    turns an Exception raised in a callback into a warning, so this raises SystemExit.
+
+    Besides the config: where the run's (or sweep's) directory would go (``output_location_problem``)
+    and, for a sweep, whether its trials keep one directory each (``sweep_layout_problem``)."""
 
     def check(self, config: DictConfig, swept: set[str]) -> None:
         try:
@@ -113,9 +118,70 @@ class Preflight(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.check(config, set())
+        problem = output_location_problem(config, "run")
+        if problem:
+            fail(problem)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        problem = sweep_layout_problem(config)
+        if problem:
+            fail(problem)
         self.check(config, swept_keys(config))
+        problem = output_location_problem(config, "sweep")
+        if problem:
+            fail(problem)
+
+
+# The trial directory Hydra makes for each sweep job (configs/train.yaml): named by the trial id.
+TRIAL_SUBDIR = "${trial_dir:}"
+
+
+def sweep_layout_problem(config: DictConfig) -> str | None:
+    """Why a sweep's trials would not each get a directory of their own inside the sweep directory,
+    or None. A trial is skipped when its directory holds its finished record, so two trials must
+    never share one: sweep presets cannot be combined in one sweep (each names the sweep directory
+    and its own trials), and ``hydra.sweep.subdir`` must hold the trial id (``${trial_dir:}``, the
+    default; a fixed prefix or suffix of letters, digits, _ . - may go around it)."""
+    overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group.split("@")[0] == "sweep" and override.is_sweep_override():
+            try:
+                names = list(override.sweep_string_iterator())
+            except Exception:  # noqa: BLE001 - glob(*) needs the config groups to list
+                names = ["NAME"]
+            commands = ", then ".join(f"lion-bench -m sweep={name}" for name in names)
+            return (f"{override.input_line}: sweep presets cannot be combined in one sweep (each names its sweep "
+                    f"directory and its own trials); run them one after the other: {commands}")
+    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
+    rest = str(subdir).replace(TRIAL_SUBDIR, "", 1)
+    if TRIAL_SUBDIR not in str(subdir) or not re.fullmatch(r"[A-Za-z0-9_.-]*", rest):
+        return (f"hydra.sweep.subdir={subdir} is refused: each trial's directory must be named by its trial id "
+                f"({TRIAL_SUBDIR}, the default), or a rerun or another sweep would take one trial's record for "
+                "another's, or put a trial outside the sweep directory; to move the sweep, set hydra.sweep.dir or "
+                "output_root")
+    return None
+
+
+def output_location_problem(config: DictConfig, mode: str) -> str | None:
+    """Why the directory of a run (``mode`` run: ``hydra.run.dir``) or of a sweep (``sweep``:
+    ``hydra.sweep.dir``, its trials' directories inside) cannot be made and written, or None. Names
+    the key to change: the Hydra key when the command line set it, else ``output_root``."""
+    key = f"hydra.{mode}.dir"
+    try:
+        path = str(OmegaConf.select(config, key, throw_on_resolution_failure=True))
+    except Exception as error:  # noqa: BLE001 - an interpolation that points nowhere
+        return f"{key} does not resolve: {_one_line(error)}"
+    problem = directory_problem(path, room=TRIAL_DIR_ROOM if mode == "sweep" else RUN_DIR_ROOM)
+    if problem is None:
+        return None
+    overridden = any(override.lstrip("+").startswith(f"{key}=") for override in config.hydra.overrides.hydra)
+    setting = key if overridden else f"output_root={_shortened(str(OmegaConf.select(config, 'output_root')))}"
+    what = "the run's directory" if mode == "run" else "the sweep's directory"
+    return f"{setting}: {what} {_shortened(path)} {problem}; choose another {setting.split('=')[0]}"
+
+
+def _shortened(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 30]}...{text[-27:]}"
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -155,4 +221,5 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
-__all__ = ["BAD_INPUT_EXIT", "Preflight", "command_line_problem", "run", "swept_keys"]
+__all__ = ["BAD_INPUT_EXIT", "Preflight", "command_line_problem", "output_location_problem", "run",
+           "sweep_layout_problem", "swept_keys"]

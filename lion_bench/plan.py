@@ -11,8 +11,10 @@ that names each sweep trial's directory by it.
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -20,12 +22,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from lion_bench.runs.errors import BadInput
 from lion_bench.runs.identity import trial_dir_name, trial_id
+from lion_bench.runs.memory import available_memory_bytes
 from lion_bench.runs.ratio import resolve_hyperparameters
+from lion_bench.runs.store import prepare_run_dir
 from lion_bench.schema import Problem, config_problems, planned_steps, resolve_warmup
-from lion_bench.tasks import broken_plugin_problem, check_task_data, data_identity, plugin_task_schemas
+from lion_bench.tasks import (broken_plugin_problem, check_task_data, data_identity, estimate_memory,
+                              plugin_task_schemas)
 
-# Where a data problem lies: the keys that choose the data and the window that must fit it.
-DATA_KEYS = ("task.data", "task.model.seq_len", "task.name")
+# Where a data problem lies: the keys that choose the data and the model that must fit it.
+DATA_KEYS = ("task.data", "task.model", "task.name")
+# Where a memory problem lies (the optimizer's state is a small part: a sweep over optimizers is
+# refused as a whole when the base config cannot fit).
+MEMORY_KEYS = ("trainer.batch_size", "task.model", "task.data", "task.name", "trainer.precision")
+# Bytes of optimizer state per parameter (fp32 state; Lion's bf16 momentum: 2).
+OPTIMIZER_STATE_BYTES = {"adamw": 8, "lion": 4}
+# The files Hydra writes in a job's .hydra directory.
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 # Floating-point operations per training step above which a CPU run gets a warning: minutes per step.
 SLOW_CPU_STEP_FLOPS = 1e13
 
@@ -88,7 +100,8 @@ def resolve_compile(value: Any, device: torch.device) -> bool:
 
 def input_problems(config: Mapping[str, Any]) -> list[Problem]:
     """Everything wrong with a resolved config (without its ``hydra`` node): the schema's checks,
-    then the device and the data (by file kinds and sizes; nothing is read)."""
+    then the device and the options it can run, the data (by file kinds and sizes; nothing is read),
+    and whether the run fits in memory."""
     broken = broken_plugin_problem(config.get("task"))  # a plugin task that cannot load says why
     if broken:
         return [Problem(("task.name",), broken)]
@@ -105,12 +118,109 @@ def input_problems(config: Mapping[str, Any]) -> list[Problem]:
             elif config["trainer"].get("precision") == "bf16" and device.type == "mps":
                 found.append(Problem(("trainer.precision", "device"), "trainer.precision=bf16 is not supported on "
                                                                       "mps; use trainer.precision=fp32"))
+            else:
+                found += device_option_problems(config, device)
     if not any(key.startswith("task") for problem in found for key in problem.keys):
         try:
             check_task_data(config["task"])
         except BadInput as error:
             found.append(Problem(DATA_KEYS, str(error)))
+    if not found:
+        problem = memory_problem(config, resolve_device(config["device"]))
+        found += [problem] if problem else []
     return found
+
+
+def device_option_problems(config: Mapping[str, Any], device: torch.device) -> list[Problem]:
+    """Optimizer options this device cannot run: Lion's fused Triton kernel runs on CUDA (or, for
+    tests, through Triton's interpreter, TRITON_INTERPRET=1), and bf16 momentum needs that kernel,
+    which ``optimizer.impl=auto`` uses only on CUDA with Triton installed."""
+    optimizer = config["optimizer"]
+    if optimizer["name"] != "lion":
+        return []
+    triton = importlib.util.find_spec("triton") is not None
+    impl = optimizer.get("impl", "auto")
+    where = f"the device here is {device.type} (device={config['device']})"
+    if impl == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        return [Problem(("optimizer.impl", "device"), f"optimizer.impl=triton runs Lion's fused kernel on CUDA "
+                                                      f"devices, and {where}; use optimizer.impl=foreach (or auto), "
+                                                      "or a GPU")]
+    if optimizer.get("state_dtype") == "bf16" and impl == "auto" and not (device.type == "cuda" and triton):
+        reason = f"on {device.type}" if device.type != "cuda" else "Triton is not installed"
+        return [Problem(("optimizer.state_dtype", "optimizer.impl", "device"),
+                        f"optimizer.state_dtype=bf16 (bf16 momentum) needs Lion's fused Triton kernel, which "
+                        f"optimizer.impl=auto does not use here ({reason}); drop optimizer.state_dtype, or run on "
+                        "a GPU with Triton ('lion-bench[triton]')")]
+    return []
+
+
+def _size(num_bytes: float) -> str:
+    """Bytes as people read them: 139 GB, 2.29 PB, 7.73 MB."""
+    for scale, unit in ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.3g} {unit}"
+    return f"{num_bytes:.0f} bytes"
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """What a run holds at once on its device, at least (``memory_use``), in bytes."""
+
+    num_params: int
+    model: int  # parameters, their gradients and the optimizer's state
+    activations: int  # what one micro-batch keeps for the backward pass
+    data: int  # the task's data (on the device's memory only on the CPU)
+
+    @property
+    def total(self) -> int:
+        return self.model + self.activations + self.data
+
+
+def memory_use(config: Mapping[str, Any], device: torch.device) -> MemoryUse | None:
+    """What the task says the run holds at once (``Task.estimate_memory``: parameters, the values a
+    micro-batch keeps, the data), in bytes on ``device``: 4 per parameter, 4 per gradient, the
+    optimizer's state (``OPTIMIZER_STATE_BYTES``; 2 for Lion's bf16 momentum), 4 per kept value (2
+    under bf16 autocast), and the data where it lives in the device's memory (the CPU). None when the
+    task gives no estimate."""
+    trainer, optimizer = config["trainer"], config["optimizer"]
+    need = estimate_memory(config["task"], int(trainer["batch_size"]))
+    if need is None:
+        return None
+    state = 2 if optimizer.get("state_dtype") == "bf16" else OPTIMIZER_STATE_BYTES.get(optimizer["name"], 0)
+    value_bytes = 2 if resolve_precision(trainer["precision"], device) == "bf16" else 4
+    return MemoryUse(need.num_params, need.num_params * (4 + 4 + state), need.activation_values * value_bytes,
+                     need.data_bytes if device.type == "cpu" else 0)
+
+
+def memory_need(config: Mapping[str, Any], device: torch.device) -> int | None:
+    """Bytes a run holds at once on ``device``, at least (``memory_use``); None when unknown."""
+    use = memory_use(config, device)
+    return None if use is None else use.total
+
+
+def memory_problem(config: Mapping[str, Any], device: torch.device) -> Problem | None:
+    """A run that cannot fit in memory, found before anything is allocated: ``memory_use`` against
+    what ``device`` has available (and, on a GPU, the data against the host's). The use counts only
+    what is certainly held, so a run refused here could not have fit. None when it fits or the task
+    gives no estimate."""
+    use = memory_use(config, device)
+    if use is None:
+        return None
+    available = available_memory_bytes(device)
+    if available is not None and use.total > available:
+        data = f", data {_size(use.data)}" if use.data else ""
+        return Problem(MEMORY_KEYS, (
+            f"this run needs at least {_size(use.total)} of {device.type} memory ({use.num_params:,} parameters "
+            f"with their gradients and {config['optimizer']['name']} state {_size(use.model)}, the activations of a "
+            f"batch of {config['trainer']['batch_size']} {_size(use.activations)}{data}), but {_size(available)} is "
+            "available; lower trainer.batch_size or the model's size (task.model.*), or use a device with more memory"))
+    if device.type != "cpu":
+        data_bytes = estimate_memory(config["task"], int(config["trainer"]["batch_size"])).data_bytes
+        host = available_memory_bytes(torch.device("cpu"))
+        if host is not None and data_bytes > host:
+            return Problem(MEMORY_KEYS, f"this run holds at least {_size(data_bytes)} of data in host memory, but "
+                                        f"{_size(host)} is available; use less data (task.data.*)")
+    return None
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -199,13 +309,24 @@ def config_trial_id(config: Mapping[str, Any]) -> str:
 def _trial_dir(*, _root_: DictConfig) -> str:
     """``${trial_dir:}``: the job's directory name from its config (the hydra node aside, as the task
     function sees it, so the name's id is the one in run.json). Never raises: a config that does not
-    resolve is named by what it says, and the trial reports the problem."""
+    resolve is named by what it says, and the trial reports the problem.
+
+    Hydra names the directory just before it creates it (and its ``.hydra``), so this is also where
+    whatever stands in their way is set aside (``runs.store.prepare_run_dir``): a file or symbolic
+    link at the trial's path would stop Hydra, and with it the whole sweep."""
     job = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
     try:
         config = OmegaConf.to_container(job, resolve=True)
     except Exception:  # noqa: BLE001
         config = OmegaConf.to_container(job, resolve=False)
-    return trial_dir_name(config, trial_context(config))
+    name = trial_dir_name(config, trial_context(config))
+    try:
+        sweep_dir = OmegaConf.select(_root_, "hydra.sweep.dir", default=None)
+    except Exception:  # noqa: BLE001 - Hydra reports a sweep directory that does not resolve
+        sweep_dir = None
+    if sweep_dir is not None:
+        prepare_run_dir(Path(str(sweep_dir)) / name, HYDRA_FILES)
+    return name
 
 
 # Registered on import of this module, which the trainer and the entry point import: Ray workers

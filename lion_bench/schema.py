@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from lion_bench.runs.ratio import derived_problems, resolved_values
+
 # A name that is safe as a directory name: letters, digits, _ . - (not starting with a dot).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
@@ -40,9 +42,20 @@ class Spec:
         raise NotImplementedError
 
 
+# Whole numbers lion-bench takes stay below 2**63 (torch's int64, JSON readers' integers); seeds below
+# 2**64, the range of torch.manual_seed and torch.Generator (and of Lion's random-bit seed).
+INT_LIMIT, SEED_LIMIT = 2**63, 2**64
+
+
+def _whole(value: int) -> str:
+    """A whole number as shown in a message: long ones by their first digits and length."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
+
+
 class Int(Spec):
-    def __init__(self, low: int | None = None):
-        self.low = low
+    def __init__(self, low: int | None = None, below: int = INT_LIMIT, why: str = ""):
+        self.low, self.below, self.why = low, below, why
 
     def problem(self, value: Any) -> str | None:
         bound = f" >= {self.low}" if self.low is not None else ""
@@ -50,6 +63,8 @@ class Int(Spec):
             return f"must be a whole number{bound}, got {_shown(value)}"
         if self.low is not None and value < self.low:
             return f"must be a whole number{bound}, got {value}"
+        if value >= self.below:
+            return f"must be a whole number below 2**{self.below.bit_length() - 1}{self.why}, got {_whole(value)}"
         return None
 
 
@@ -139,6 +154,7 @@ class Optional(Nullable):
 
 
 # --- the tree ------------------------------------------------------------------------------------
+SEED = Int(0, below=SEED_LIMIT, why=" (the range of torch's random generators)")
 POSITIVE = Float(0, open_low=True)
 NON_NEGATIVE = Float(0)
 FRACTION_OPEN = Float(0, 1, open_low=True, open_high=True)
@@ -167,16 +183,16 @@ TASKS: dict[str, dict[str, Any]] = {
                "model": TRANSFORMER,
                "eval": {**BYTE_LM_EVAL, "final": Choice("sample", "full_valid", "full_test")}},
     "image": {**TASK_COMMON,
-              "data": {"source": Choice("digits", "cifar10"), "val_fraction": FRACTION_OPEN, "split_seed": Int(0)},
+              "data": {"source": Choice("digits", "cifar10"), "val_fraction": FRACTION_OPEN, "split_seed": SEED},
               "model": {"channels": List(Int(1), min_length=1)}, "eval": {"batch_size": Int(1)}},
     "mlp": {**TASK_COMMON,
             "data": {"source": Choice("teacher", "breast_cancer", "wine", "digits"), "input_dim": Int(1),
                      "teacher_hidden": Int(1), "output_dim": Int(1), "noise": NON_NEGATIVE, "num_val": Int(1),
-                     "problem_seed": Int(0), "val_fraction": FRACTION_OPEN, "split_seed": Int(0)},
+                     "problem_seed": SEED, "val_fraction": FRACTION_OPEN, "split_seed": SEED},
             "model": {"hidden": List(Int(1)), "activation": Choice("relu", "gelu", "tanh")},
             "eval": {"batch_size": Int(1)}},
     "quadratic": {**TASK_COMMON, "dim": Int(1), "outputs": Int(1), "condition_number": Float(1), "noise": NON_NEGATIVE,
-                  "problem_seed": Int(0), "num_val": Int(1)},
+                  "problem_seed": SEED, "num_val": Int(1)},
 }
 RATIOS = {"lr_divisor": POSITIVE, "wd_multiplier": NON_NEGATIVE}
 OPTIMIZERS: dict[str, dict[str, Any]] = {
@@ -224,7 +240,7 @@ SWEEP = {"name": Text(name=True), "lr_divisor": Optional(POSITIVE), "point": Opt
          "grid": {"adamw": NumberTable(), "lion": NumberTable()},
          "search": {"lr_factor": List(POSITIVE, length=2), "lr_divisor": List(POSITIVE, length=2)}}
 OPTIONAL_SUBTREES = {"sweep.search", "sweep.grid"}  # mappings that may be absent
-TOP = {"base": {"lr": POSITIVE, "weight_decay": NON_NEGATIVE}, "seed": Int(0), "device": Text(),
+TOP = {"base": {"lr": POSITIVE, "weight_decay": NON_NEGATIVE}, "seed": SEED, "device": Text(),
        "output_root": Text(), "arm": Optional(Text(name=True)), "trainer": TRAINER}
 
 TARGET_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
@@ -318,6 +334,7 @@ def _relation_problems(config: Mapping[str, Any]) -> list[Problem]:
         found.append(Problem(("optimizer.state_dtype", "optimizer.impl"),
                              f"optimizer.state_dtype=bf16 (bf16 momentum) needs optimizer.impl=triton, "
                              f"got {optimizer['impl']}"))
+    found += derived_value_problems(config)
     search, sweep = None, config.get("sweep")
     if isinstance(sweep, Mapping) and isinstance(sweep.get("search"), Mapping):
         search = sweep["search"]
@@ -326,6 +343,15 @@ def _relation_problems(config: Mapping[str, Any]) -> list[Problem]:
             found.append(Problem((f"sweep.search.{key}",), f"sweep.search.{key} must be [low, high] with low < high, "
                                                            f"got {list(bounds)}"))
     return found
+
+
+def derived_value_problems(config: Mapping[str, Any]) -> list[Problem]:
+    """What the typed values resolve to: the absolute lr and weight decay of ratio space and their
+    per-step decay factor (``runs.ratio.derived_problems``)."""
+    optimizer = config["optimizer"]
+    hyperparameters = resolved_values(config["base"], optimizer)
+    decoupled = optimizer["name"] == "lion" and bool(optimizer.get("decoupled_weight_decay"))
+    return [Problem(keys, message) for keys, message in derived_problems(hyperparameters, decoupled)]
 
 
 def config_problems(config: Mapping[str, Any], plugin_tasks: Mapping[str, dict] | None = None) -> list[Problem]:

@@ -21,3 +21,12 @@ if not torch.cuda.is_available():
 @pytest.fixture
 def make_config():
     return compose_config
+
+
+@pytest.fixture(autouse=True)
+def no_inherited_sweep_run(monkeypatch):
+    """A sweep run in this process tags the attempts of later trials (SweepSummary sets the variable for its
+    launchers' workers to inherit); each test starts untagged, as a fresh command does."""
+    from lion_bench.sweeps.resume import SWEEP_RUN_VARIABLE
+
+    monkeypatch.delenv(SWEEP_RUN_VARIABLE, raising=False)

@@ -9,6 +9,7 @@ exit status 2 and its message (a clear error), never a traceback, a silent accep
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -157,6 +158,80 @@ BAD_INPUTS = [
     (["-m", "seed=0,1", "hydra/launcher=workers", "hydra.launcher.workers=abc"], "hydra.launcher.workers must be a whole number"),
     (["-m", "seed=0,1", "hydra/launcher=workers", "hydra.launcher.gpus=x"], "hydra.launcher.gpus must be null or a list of GPU"),
     (["-m", "seed=0,1", "hydra/launcher=packed", "hydra.launcher.gpus=[0,1]"], "set hydra.launcher.workers >= 2"),
+    # --- issue 18 -------------------------------------------------------------------------------
+    # identity: sweeps whose trials would not each keep a directory of their own, named by the trial id
+    (["-m", "sweep=quickstart,lr_ratio"], "sweep=quickstart,lr_ratio: sweep presets cannot be combined in one sweep"),
+    (["-m", "sweep=glob(*)"], "sweep presets cannot be combined in one sweep"),
+    (["-m", "hydra.sweep.subdir=${hydra.job.num}", "seed=0,1"], "hydra.sweep.subdir=${hydra.job.num} is refused"),
+    (["-m", "hydra.sweep.subdir=."], "hydra.sweep.subdir=. is refused"),
+    (["-m", "hydra.sweep.subdir=x"], "hydra.sweep.subdir=x is refused"),
+    (["-m", "hydra.sweep.subdir=${seed}", "optimizer=adamw,lion"], "hydra.sweep.subdir=${seed} is refused"),
+    (["-m", "hydra.sweep.subdir=../escaped"], "hydra.sweep.subdir=../escaped is refused"),
+    (["-m", "hydra.sweep.subdir=/tmp/escaped"], "hydra.sweep.subdir=/tmp/escaped is refused"),
+    (["-m", "hydra.sweep.subdir=${trial_dir:}/x"], "each trial's directory must be named by its trial id"),
+    (["-m", "hydra.sweep.subdir=${trial_dir:}${seed}"], "each trial's directory must be named by its trial id"),
+    # derived values: the lr and weight decay that ratio space resolves to, seeds, whole numbers
+    (["optimizer.lr_divisor=1e-320"], "the resolved lr base.lr / optimizer.lr_divisor = 0.002 / 1e-320 = inf is not"),
+    (["optimizer=adamw", "+optimizer.lr_divisor=1e-320"], "the resolved lr base.lr / optimizer.lr_divisor"),
+    (["base.lr=1e308"], "= 3.33e+307 is above 3.4e+38, the largest float32"),
+    (["optimizer=adamw", "base.lr=1e39", "base.weight_decay=0"], "the resolved lr base.lr = 1e+39 is above 3.4e+38"),
+    (["optimizer=adamw", "base.lr=1e-320"], "the resolved lr base.lr = 1e-320 is below 1.2e-38, the smallest normal"),
+    (["optimizer.lr_divisor=1e300"], "is below 1.2e-38, the smallest normal float32"),
+    (["optimizer.wd_multiplier=1e308", "base.weight_decay=10"], "the resolved weight decay base.weight_decay * "
+                                                                 "optimizer.wd_multiplier = 10 * 1e+308 = inf is not"),
+    (["optimizer=adamw", "base.lr=2", "base.weight_decay=1"], "1 - lr * weight_decay = 1 - 2 * 1 = -1, which flips"),
+    (["optimizer=adamw", "base.lr=1", "base.weight_decay=1"], "= 0, which zeroes them; keep lr * weight_decay below 1"),
+    (["base.lr=3", "base.weight_decay=1", "optimizer.wd_multiplier=1"], "1 - lr * weight_decay = 1 - 1 * 1 = 0"),
+    (["optimizer.decoupled_weight_decay=true", "base.weight_decay=0.5"],
+     "with optimizer.decoupled_weight_decay=true each step multiplies the decayed weights by 1 - weight_decay"),
+    (["seed=18446744073709551616"], "seed must be a whole number below 2**64 (the range of torch's random generators)"),
+    (["seed=1000000000000000000000000000000"], "seed must be a whole number below 2**64"),
+    (["task=image", "task.data.split_seed=18446744073709551616"], "task.data.split_seed must be a whole number below 2**64"),
+    (["task=mlp", "task.data.problem_seed=18446744073709551616"], "task.data.problem_seed must be a whole number below"),
+    (["task=quadratic", "task.problem_seed=18446744073709551616"], "task.problem_seed must be a whole number below 2**64"),
+    ([f"trainer.max_steps={10**40}"], "trainer.max_steps must be a whole number below 2**63, got 100000000000... (41 digits)"),
+    ([f"trainer.batch_size={2**63}"], "trainer.batch_size must be a whole number below 2**63"),
+    ([f"task.data.max_bytes={10**30}"], "task.data.max_bytes must be null or a whole number below 2**63"),
+    # option combinations against the device, model shapes against the data
+    (["optimizer.state_dtype=bf16", "device=cpu"], "optimizer.state_dtype=bf16 (bf16 momentum) needs Lion's fused Triton "
+                                                    "kernel, which optimizer.impl=auto does not use here"),
+    (["task=image", "task.model.channels=[4,4,4,4]"], "task.model.channels=[4, 4, 4, 4] has 4 stages, but each halves "
+                                                      "the image and the digits images are 8x8: at most 3 stages"),
+    (["task=image", "task.model.channels=[1,1,1,1,1,1,1,1]"], "at most 3 stages"),
+    # memory: runs no machine can hold (what one machine has is tested apart, with its memory set)
+    (["trainer.batch_size=1000000000"], "the activations of a batch of 1000000000"),
+    (["task.model.n_layer=10000", "task.model.d_model=2048", "task.model.n_head=1"], "this run needs at least"),
+    (["task.model.d_model=10000000", "task.model.n_head=1"], "parameters with their gradients and lion state"),
+    (["task=mlp", "task.data.num_val=1000000000000000"], "this run needs at least"),
+    (["task=mlp", "task.model.hidden=[1000000000000]"], "this run needs at least"),
+    (["task=quadratic", "task.dim=1000000000000000"], "this run needs at least"),
+    (["task=lstm_conv", "task.model.hidden_size=100000000"], "this run needs at least"),
+    (["task=image", "trainer.batch_size=100000000000"], "this run needs at least"),
+    (["-m", "seed=0,1", "trainer.batch_size=1000000000"], "this run needs at least"),
+    # output locations: under /proc or /sys, at or under a file, too long, not a directory
+    (["hydra.run.dir=/proc/lion_bench_x"], "hydra.run.dir: the run's directory /proc/lion_bench_x is on /proc, a proc "
+                                           "file system"),
+    (["output_root=/proc/lion_bench_x"], "output_root=/proc/lion_bench_x: the run's directory /proc/lion_bench_x/runs/"),
+    (["output_root=/proc/self/lion_bench"], "a proc file system of the kernel's own entries"),
+    (["-m", "hydra.sweep.dir=/proc/lion_bench_x"], "hydra.sweep.dir: the sweep's directory /proc/lion_bench_x is on"),
+    (["-m", "output_root=/proc/lion_bench_x"], "output_root=/proc/lion_bench_x: the sweep's directory"),
+    (["output_root=/sys/lion_bench_x"], "is on /sys, a sysfs file system"),
+    (["output_root=DATA/afile"], "afile is a file, not a directory; choose another output_root"),
+    (["hydra.run.dir=DATA/afile"], "afile exists and is a file, not a directory; choose another hydra.run.dir"),
+    (["-m", "hydra.sweep.dir=DATA/afile"], "afile exists and is a file, not a directory; choose another hydra.sweep.dir"),
+    (["output_root=DATA/afile/sub"], "cannot be made:"),
+    (["output_root=/dev/null/x"], "cannot be made: /dev/null is a device, not a directory"),
+    (["hydra.run.dir=DATA/fifo"], "fifo exists and is a FIFO, not a directory"),
+    (["output_root=DATA/dangling"], "dangling is a broken symbolic link"),
+    (["output_root=DATA/dangling/below"], "dangling is a broken symbolic link"),
+    ([f"output_root=DATA/{'x' * 300}"], "has a name of 300 bytes (xxxxxxxxxxxxxxxx...), more than the file system's "
+                                        "limit of 255"),
+    ([f"hydra.run.dir='DATA/{'é' * 128}'"], "has a name of 256 bytes"),
+    (["-m", f"hydra.sweep.dir=DATA/{'x' * 300}"], "has a name of 300 bytes"),
+    (["hydra.run.dir=DATA/" + "/".join(["y" * 200] * 25)], "bytes long: with the 64 bytes of names lion-bench puts "
+                                                            "inside it, its files' paths would pass"),
+    (["-m", "hydra.sweep.dir=DATA/" + "/".join(["y" * 200] * 20)], "bytes long: with the 165 bytes of names"),
+    (["hydra.run.dir=${nope}"], "hydra.run.dir does not resolve"),
 ]
 PLUGIN_INPUTS = [
     ("hydra_plugins.hydra_ray_launcher", ["-m", "hydra/launcher=ray"], "pip install 'lion-bench[ray]'"),
@@ -173,6 +248,8 @@ def data_dir(tmp_path_factory):
     (directory / "empty_dir").mkdir()
     (directory / "empty.txt").write_bytes(b"")
     (directory / "tiny.txt").write_bytes(b"hello world\n" * 10)
+    (directory / "afile").write_text("a file, not a directory\n")
+    (directory / "dangling").symlink_to(directory / "nowhere")
     return directory
 
 
@@ -241,3 +318,60 @@ def test_the_real_command_refuses_bad_input(arguments, message, tmp_path):
                              *overrides], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert_refused(result.returncode, result.stdout, result.stderr, message, tmp_path / "out")
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # no outputs/ or multirun.yaml either
+
+
+# --- issue 18: what the table cannot say in one row -------------------------------------------------
+@pytest.mark.parametrize("patch, message", [
+    ("statvfs", "is on a read-only file system"),
+    ("access", "is not writable by this user"),
+])
+@pytest.mark.parametrize("key", ["output_root", "hydra.run.dir", "hydra.sweep.dir"])
+def test_a_read_only_or_unwritable_output_location_is_refused(patch, message, key, tmp_path, monkeypatch, capsys):
+    """A read-only file system and a directory this user may not write, simulated (the tests may run as
+    root, who writes anywhere, and cannot mount): the walk up stops at ``locked``, which exists."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_statvfs, real_access = os.statvfs, os.access
+    if patch == "statvfs":
+        monkeypatch.setattr(os, "statvfs", lambda path: type("Read", (), {"f_flag": os.ST_RDONLY})()
+                            if str(path).startswith(str(locked)) else real_statvfs(path))
+    else:
+        monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path).startswith(str(locked))
+                            else real_access(path, mode, **kw))
+    arguments = (["-m"] if key == "hydra.sweep.dir" else []) + [f"{key}={locked / 'out'}"]
+    output_root = locked / "out" if key == "output_root" else tmp_path / "root"
+    code, out, err = run_entry_point(arguments, output_root, monkeypatch, capsys)
+    assert_refused(code, out, err, message, output_root)
+    assert f"choose another {key}" in err and sorted(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("arguments, needed", [
+    (["task.model.n_layer=10000"], "139 GB"),  # the issue's examples, on a machine with 16 GB free
+    (["trainer.batch_size=1000000000"], "2.29 PB"),
+    (["task=quadratic", "task.dim=100000000", "task.outputs=4"], "423 GB"),
+])
+def test_a_run_that_cannot_fit_is_refused_with_both_numbers(arguments, needed, tmp_path, monkeypatch, capsys):
+    import lion_bench.plan
+
+    monkeypatch.setattr(lion_bench.plan, "available_memory_bytes", lambda device: 16 * 10**9)
+    code, out, err = run_entry_point(["device=cpu", *arguments], tmp_path / "out", monkeypatch, capsys)
+    assert_refused(code, out, err, f"this run needs at least {needed} of cpu memory", tmp_path / "out")
+    assert "but 16 GB is available; lower trainer.batch_size or the model's size" in err
+
+
+def test_the_default_run_fits_and_is_not_refused():
+    """The memory check never refuses a run that fits: the default config and the quickstart preset."""
+    import lion_bench.plan
+    from compose import compose_config
+
+    for overrides in ([], ["sweep=quickstart"], ["task=image"], ["task=mlp"], ["task=lstm_conv"]):
+        config = lion_bench.plan.resolved_config(compose_config(["device=cpu", *overrides]))
+        assert lion_bench.plan.memory_problem(config, torch.device("cpu")) is None, overrides
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton installed")
+def test_the_triton_kernel_on_the_cpu_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    code, out, err = run_entry_point(["optimizer.impl=triton", "device=cpu"], tmp_path / "out", monkeypatch, capsys)
+    assert_refused(code, out, err, "optimizer.impl=triton runs Lion's fused kernel on CUDA devices, and the device here "
+                                   "is cpu (device=cpu); use optimizer.impl=foreach", tmp_path / "out")

@@ -86,6 +86,20 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     return checkpoint
 
 
+def checkpoint_trial_id(run_dir: Path) -> str | None:
+    """The trial id of the run directory's checkpoint, read without reading its tensors (memory-mapped);
+    None when there is none or it does not load (``load_checkpoint`` sets such a file aside)."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - damaged, or not a zip-format file: load_checkpoint decides
+        return None
+    trial_id = checkpoint.get("trial_id") if isinstance(checkpoint, dict) else None
+    return trial_id if isinstance(trial_id, str) else None
+
+
 def remove_checkpoint(run_dir: Path) -> None:
     (Path(run_dir) / CHECKPOINT_FILE).unlink(missing_ok=True)
 

@@ -1,5 +1,6 @@
 """Peak memory of one run, not of the process: trials of a multirun share a process, so the peak is
-reset when a run starts and read when it ends."""
+reset when a run starts and read when it ends. And the memory a run can still allocate
+(``available_memory_bytes``), which ``plan.memory_problem`` compares with what the run needs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,45 @@ import torch
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+_MEMINFO = Path("/proc/meminfo")
+# A container's memory limit (cgroup v2, v1); above 2**60 means none.
+_CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def _meminfo_kib(text: str, key: str) -> int | None:
+    for line in text.splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    return None
+
+
+def available_memory_bytes(device: torch.device) -> int | None:
+    """Memory a run on ``device`` can still allocate, or None where unknown. A GPU: its free memory
+    (``torch.cuda.mem_get_info``) plus what this process's caching allocator holds unused (an earlier
+    trial's). The CPU: the kernel's MemAvailable plus free swap, capped by a cgroup memory limit (a
+    container's); this counts what other processes of the cgroup use as available, erring towards
+    running."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if device.type != "cpu":
+        return None
+    try:
+        text = _MEMINFO.read_text()
+        available = _meminfo_kib(text, "MemAvailable")
+        if available is None:
+            return None
+        available = (available + (_meminfo_kib(text, "SwapFree") or 0)) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    for path in _CGROUP_LIMITS:
+        try:
+            limit = int(path.read_text().strip())
+        except (OSError, ValueError):  # absent, or "max"
+            continue
+        if limit < 2**60:
+            available = min(available, limit)
+    return available
 
 
 def _high_water_mark_bytes() -> int | None:

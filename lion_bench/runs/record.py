@@ -5,6 +5,12 @@
 breakdown are nested (``environment``, ``time_s``). Records written before this schema existed
 (no ``schema_version``) are read and converted; keys this code does not know are kept in ``extra``
 and written back unchanged.
+
+Non-finite numbers (a diverged loss, an infinite lr) are not JSON numbers: they are written as the
+strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (the spellings of JavaScript and of Python's
+``json``) and read back as floats in every number field of a record (``hyperparameters``,
+``final_*``, ``best_*``, ``initial_train_loss``, ``train_tokens_per_s``, ``time_s``), so every record
+the trainer writes reads back the same. Records that stored them as null still read.
 """
 
 from __future__ import annotations
@@ -36,6 +42,34 @@ REQUIRED_HYPERPARAMETERS = ("lr", "weight_decay", "base_lr", "base_weight_decay"
 # Keys of the first schema that now live in ``environment``.
 _V1_ENVIRONMENT_KEYS = ("device", "device_name", "torch_version", "triton_version", "python_version",
                         "lion_bench_version", "git_sha", "num_threads", "cuda_visible_devices")
+
+
+# How a non-finite float is spelled in run.json and metrics.jsonl, and back.
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_number(value: Any) -> Any:
+    """``value``, with a non-finite float as its string spelling (``NON_FINITE``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def decode_number(value: Any) -> Any:
+    """``value``, with a spelling of ``NON_FINITE`` as its float (anything else unchanged)."""
+    return NON_FINITE[value] if isinstance(value, str) and value in NON_FINITE else value
+
+
+def _decode_numbers(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _decode_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode_numbers(item) for item in value]
+    return decode_number(value)
+
+
+# Fields of run.json whose numbers may be non-finite (besides final_* and best_*).
+_NUMBER_FIELDS = ("hyperparameters", "initial_train_loss", "train_tokens_per_s", "time_s")
 
 
 def now() -> str:
@@ -186,8 +220,11 @@ class RunRecord:
             raise RecordError(f"run.json has schema_version {version!r}; this lion_bench reads 1 and {SCHEMA_VERSION}")
         names = {item.name for item in fields(cls)} - {"final", "best", "extra"}
         known = {key: data.pop(key) for key in list(data) if key in names}
-        final = {key[len("final_"):]: data.pop(key) for key in list(data) if key.startswith("final_")}
-        best = {key[len("best_"):]: data.pop(key) for key in list(data) if key.startswith("best_")}
+        for name in _NUMBER_FIELDS:
+            if name in known:
+                known[name] = _decode_numbers(known[name])
+        final = {key[len("final_"):]: decode_number(data.pop(key)) for key in list(data) if key.startswith("final_")}
+        best = {key[len("best_"):]: decode_number(data.pop(key)) for key in list(data) if key.startswith("best_")}
         missing = [key for key in ("status", "trial_id", "config", "started_at") if key not in known]
         if missing:
             raise RecordError(f"run.json lacks {', '.join(missing)}")

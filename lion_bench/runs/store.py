@@ -7,7 +7,6 @@ and writer of it goes through ``read_record`` / ``write_record``, which validate
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
 from lion_bench.runs.errors import DamagedFile, RecordError
-from lion_bench.runs.record import RunRecord, Status, now
+from lion_bench.runs.record import RunRecord, Status, decode_number, encode_number, now
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -26,14 +25,13 @@ TRACEBACK_FILE = "traceback.txt"
 
 
 def _json_safe(value: Any) -> Any:
-    """NaN and inf are not JSON: store them as null (a diverged loss) so every reader can parse."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """NaN and inf are not JSON: store them as "NaN", "Infinity", "-Infinity" (``record.NON_FINITE``),
+    which ``read_record`` and ``read_metrics`` read back as floats."""
     if isinstance(value, Mapping):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
-    return value
+    return encode_number(value)
 
 
 def _umask() -> int:
@@ -126,18 +124,61 @@ def remove_unused_run_dir(run_dir: Path, root: Path) -> None:
         parent.rmdir()
 
 
-def set_aside(path: Path, reason: str, consequence: str = "the trial runs again") -> Path:
-    """Rename a damaged ``path`` (file or directory) to ``<name>.damaged`` (``.damaged.1``, ... if
-    taken), keeping it for a person to look at, and warn (DamagedFile) naming both. Returns the new path."""
+def set_aside(path: Path, reason: str, consequence: str = "the trial runs again", suffix: str = "damaged") -> Path:
+    """Rename a damaged ``path`` (file, directory or link) to ``<name>.<suffix>`` (``.damaged``;
+    ``.damaged.1``, ... if taken), keeping it for a person to look at, and warn (DamagedFile) naming
+    both. Returns the new path."""
     path = Path(path)
-    target = path.with_name(f"{path.name}.damaged")
+    target = path.with_name(f"{path.name}.{suffix}")
     number = 0
     while target.exists() or target.is_symlink():
         number += 1
-        target = path.with_name(f"{path.name}.damaged.{number}")
+        target = path.with_name(f"{path.name}.{suffix}.{number}")
     os.replace(path, target)
     warnings.warn(f"{path}: {reason}; kept as {target.name}, {consequence}", DamagedFile, stacklevel=2)
     return target
+
+
+def is_odd_entry(path: Path, directory: bool = False) -> bool:
+    """Whether ``path`` exists as something a run cannot use in its place: a symbolic link (whose
+    writes would land elsewhere), or not a regular file (``directory``: not a directory)."""
+    path = Path(path)
+    if path.is_symlink():
+        return True
+    return path.exists() and not (path.is_dir() if directory else path.is_file())
+
+
+def _odd_entry_reason(path: Path) -> str:
+    return "is a symbolic link" if path.is_symlink() else \
+        "is not a directory" if not path.is_dir() else "is not a regular file"
+
+
+def set_aside_odd_entries(run_dir: Path, files: tuple[str, ...] = (), directories: tuple[str, ...] = (),
+                          consequence: str = "the trial runs again") -> None:
+    """Set aside each of the names ``files`` (which must be regular files) and ``directories`` in
+    ``run_dir`` that exists as something else (``is_odd_entry``), with a warning naming it. An entry
+    another process moved first is left to it."""
+    for name, directory in [*((name, False) for name in files), *((name, True) for name in directories)]:
+        path = Path(run_dir) / name
+        if is_odd_entry(path, directory):
+            try:
+                set_aside(path, _odd_entry_reason(path), consequence)
+            except FileNotFoundError:
+                pass
+
+
+def prepare_run_dir(run_dir: Path, hydra_files: tuple[str, ...] = ()) -> None:
+    """Make ``run_dir`` usable as a directory before anything creates it: whatever is at its path
+    and is not a directory (a file, a symbolic link, a FIFO), and, inside it, a ``.hydra`` that is not
+    a directory or ``hydra_files`` there that are not regular files, is set aside with a warning.
+    Never raises: what it cannot fix, the run reports."""
+    run_dir = Path(run_dir)
+    try:
+        set_aside_odd_entries(run_dir.parent, directories=(run_dir.name,))
+        set_aside_odd_entries(run_dir, directories=(".hydra",))
+        set_aside_odd_entries(run_dir / ".hydra", files=hydra_files)
+    except OSError:
+        pass
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:
@@ -193,7 +234,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     rows, skipped = read_json_lines(Path(run_dir) / METRICS_FILE, metrics_row_problem)
     for where in skipped:
         warnings.warn(f"{where}; line skipped", DamagedFile, stacklevel=2)
-    return rows
+    return [{key: decode_number(value) for key, value in row.items()} for row in rows]
 
 
 class MetricsWriter:

@@ -62,6 +62,7 @@ from lion_bench.sweeps.resume import (
     record_result,
     run_record_mtime_ns,
     skip_if_done,
+    trial_id_of,
 )
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def run_packed(hydra_context: HydraContext, task_function: TaskFunction, configs
             if lock is None:
                 job.job_return.return_value = float("nan")
                 continue
-            done = skip_if_done(job.run_dir)
+            done = skip_if_done(job.run_dir, trial_id_of(job.task_cfg))
             if done is not None:
                 lock.release()
                 job.job_return.return_value = done

@@ -10,8 +10,17 @@ the command.
 
 Under the lock, files a killed or damaged attempt left are repaired before anything is read: temp
 files of atomic writes are removed, and a run.json that does not validate, an attempts.jsonl with a
-bad line, or any of the trial's files that is not a regular file, is set aside with a ``.damaged``
-suffix and a warning naming it (``runs.store.set_aside``), and the trial runs again.
+bad line, or any of the trial's files that is not a regular file or is a symbolic link, is set aside
+with a ``.damaged`` suffix and a warning naming it (``runs.store.set_aside``), and the trial runs
+again. A ``.lock`` that is not a regular file is set aside before the lock is taken; the trial's
+directory itself and its ``.hydra`` are made usable when Hydra names the directory (the
+``${trial_dir:}`` resolver, ``runs.store.prepare_run_dir``), before it creates them.
+
+A trial is skipped only when its record is its own: a run.json (valid, of any status) whose
+``trial_id`` is not the trial's (a copied file, another sweep's trial in a reused directory) is set
+aside, with the files of that run beside it (``run.json.trial_<its id>``, ...) and a warning naming
+both ids, and the trial runs. A checkpoint of another trial is set aside the same way and the trial
+starts from step 0.
 
 Each attempt appends one line to the trial's ``attempts.jsonl`` ({"outcome", "at", "sweep_run"});
 the sweep's closing summary (``callbacks.SweepSummary``) counts its own sweep run's attempts.
@@ -31,10 +40,12 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from lion_bench.plan import config_trial_id
-from lion_bench.runs.checkpoint import CHECKPOINT_FILE
+from lion_bench.runs.checkpoint import CHECKPOINT_FILE, checkpoint_trial_id
 from lion_bench.runs.errors import RecordError
+from lion_bench.runs.identity import safe_part
 from lion_bench.runs.record import RunRecord, Status
 from lion_bench.runs.store import (
+    CONFIG_FILE,
     METRICS_FILE,
     RUN_FILE,
     TRACEBACK_FILE,
@@ -42,11 +53,14 @@ from lion_bench.runs.store import (
     read_record,
     remove_stale_temp_files,
     set_aside,
+    set_aside_odd_entries,
     write_failure,
 )
 
 ATTEMPTS_FILE = "attempts.jsonl"
 LOCK_FILE = ".lock"
+# What the trainer and the sweep write in a trial's directory, each a regular file (or absent).
+TRIAL_FILES = (RUN_FILE, METRICS_FILE, ATTEMPTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, TRACEBACK_FILE)
 # The outcome of one attempt at a trial: a run status, skipped (its record already a result) or busy
 # (another process holds its lock).
 OUTCOMES = (*(status.value for status in Status), "skipped", "busy")
@@ -102,25 +116,46 @@ def repair(run_dir: Path) -> None:
     killed writes, and set aside whatever is not usable, with a warning naming it."""
     run_dir = Path(run_dir)
     remove_stale_temp_files(run_dir)
-    for name in (RUN_FILE, METRICS_FILE, ATTEMPTS_FILE, CHECKPOINT_FILE):
-        path = run_dir / name
-        if (path.exists() or path.is_symlink()) and not path.is_file():
-            set_aside(path, "is not a regular file")
+    set_aside_odd_entries(run_dir, files=TRIAL_FILES)
     skipped = read_json_lines(run_dir / ATTEMPTS_FILE, attempt_problem)[1]
     if skipped:
         set_aside(run_dir / ATTEMPTS_FILE, f"has a line that is not an attempt ({skipped[0].split(': ', 1)[-1]})",
                   "a new one is started")
 
 
-def previous_result(run_dir: Path) -> RunRecord | None:
-    """The trial's record when it is already a result (finished or diverged) and valid. A run.json
-    that does not validate is set aside (``run.json.damaged``) and the trial runs again."""
+def previous_result(run_dir: Path, trial_id: str | None = None) -> RunRecord | None:
+    """The trial's record when it is already a result (finished or diverged), valid and, given
+    ``trial_id``, of that trial. A run.json that does not validate is set aside (``run.json.damaged``),
+    one of another trial too, with that run's files (``set_aside_other_trial``): the trial runs again."""
     try:
         record = read_record(run_dir)
     except RecordError as error:
         set_aside(Path(run_dir) / RUN_FILE, str(error).removeprefix(f"{Path(run_dir) / RUN_FILE}: "))
         return None
+    if record is not None and trial_id is not None and record.trial_id != trial_id:
+        set_aside_other_trial(run_dir, (RUN_FILE, METRICS_FILE, CONFIG_FILE, TRACEBACK_FILE), record.trial_id,
+                              trial_id, "the trial runs")
+        return None
     return record if record is not None and record.status.is_result else None
+
+
+def set_aside_other_trial(run_dir: Path, names: tuple[str, ...], other: str, own: str, consequence: str) -> None:
+    """Set aside the files ``names`` in ``run_dir`` that belong to trial ``other``, not to this trial
+    ``own``, as ``<name>.trial_<other>``, with a warning naming both ids."""
+    suffix = f"trial_{safe_part(other, 40)}"
+    for name in names:
+        path = Path(run_dir) / name
+        if path.exists() or path.is_symlink():
+            set_aside(path, f"belongs to trial {other!r}, not to this trial ({own})", consequence, suffix=suffix)
+
+
+def trial_id_of(cfg: DictConfig) -> str:
+    """The trial id the trainer gives a run of ``cfg`` (its record's and checkpoint's ``trial_id``)."""
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - a broken interpolation: the trial fails and says so
+        config = OmegaConf.to_container(cfg, resolve=False)
+    return config_trial_id(config)
 
 
 def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> float:
@@ -134,7 +169,7 @@ def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> f
     if lock is None:
         return math.nan
     try:
-        done = skip_if_done(run_dir)
+        done = skip_if_done(run_dir, trial_id_of(cfg))
         if done is not None:
             return done
         before = run_record_mtime_ns(run_dir)
@@ -154,6 +189,7 @@ def claim_trial(run_dir: Path) -> FileLock | None:
     """The trial's lock, held, with its directory repaired; None (printed, and recorded as a busy
     attempt) when another process holds it. Release it when the trial's attempt is recorded."""
     run_dir = Path(run_dir)
+    set_aside_odd_entries(run_dir, files=(LOCK_FILE,), consequence="a new lock is made")
     lock = FileLock(str(run_dir / LOCK_FILE), timeout=0)
     try:
         lock.acquire()
@@ -169,10 +205,14 @@ def claim_trial(run_dir: Path) -> FileLock | None:
     return lock
 
 
-def skip_if_done(run_dir: Path) -> float | None:
-    """Under the trial's lock: its objective when its record is already a result (printed, recorded as
-    a skipped attempt), else None: the trial is to be trained."""
-    previous = previous_result(run_dir)
+def skip_if_done(run_dir: Path, trial_id: str) -> float | None:
+    """Under the trial's lock: its objective when its record is already a result of this trial
+    (``trial_id``; printed, recorded as a skipped attempt), else None: the trial is to be trained. Another
+    trial's record or checkpoint in its place is set aside first, with a warning naming both ids."""
+    other = checkpoint_trial_id(run_dir)
+    if other is not None and other != trial_id:
+        set_aside_other_trial(run_dir, (CHECKPOINT_FILE,), other, trial_id, "the trial starts from step 0")
+    previous = previous_result(run_dir, trial_id)
     if previous is None:
         return None
     loss = previous.final_val_loss

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 
 from lion_bench.runs.errors import BadInput
-from lion_bench.tasks.base import TASK_API_VERSION, Task
+from lion_bench.tasks.base import TASK_API_VERSION, MemoryNeed, Task
 from lion_bench.tasks.enwik8 import Enwik8Task
 from lion_bench.tasks.image import ImageTask
 from lion_bench.tasks.lstm_conv import LSTMConvTask
@@ -86,10 +86,15 @@ def data_identity(cfg: Mapping[str, Any]) -> str:
     return task_class(cfg["name"]).data_identity(cfg)
 
 
+def estimate_memory(cfg: Mapping[str, Any], batch_size: int) -> MemoryNeed | None:
+    """What a run of the task ``cfg`` (the task node) holds at once (``Task.estimate_memory``); None: unknown."""
+    return task_class(cfg["name"]).estimate_memory(cfg, batch_size)
+
+
 def build_task(cfg: Mapping[str, Any], *, batch_size: int, seed: int, device: torch.device) -> Task:
     return task_class(cfg["name"])(cfg, batch_size=batch_size, seed=seed, device=device)
 
 
-__all__ = ["TASKS", "TASK_API_VERSION", "Plugin", "PluginError", "Task", "broken_plugin_problem", "build_task",
-           "check_task_data",
-           "check_task_name", "data_identity", "plugin_task_schemas", "plugins", "task_class"]
+__all__ = ["TASKS", "TASK_API_VERSION", "MemoryNeed", "Plugin", "PluginError", "Task", "broken_plugin_problem",
+           "build_task", "check_task_data", "check_task_name", "data_identity", "estimate_memory",
+           "plugin_task_schemas", "plugins", "task_class"]

@@ -48,6 +48,7 @@ is the state of ``self.generator``; ``state_dict`` and ``load_state_dict`` carry
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -59,6 +60,15 @@ Batch = tuple[Tensor, ...]
 # The version of the contract above. A plugin declares the version it implements (``api_version``);
 # lion-bench refuses one written for a version it does not know.
 TASK_API_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """What one run of a task holds at once, from its config alone (``Task.estimate_memory``)."""
+
+    num_params: int  # the model's parameters; the harness adds a gradient and optimizer state for each
+    activation_values: int  # values one training micro-batch keeps for the backward pass
+    data_bytes: int = 0  # bytes of data the task holds in host memory
 
 
 class Task(ABC):
@@ -91,6 +101,14 @@ class Task(ABC):
         """What a trial's identity holds of its data, cheap to compute (``plan.trial_context``):
         a different value means different data. Default: the config alone defines the data."""
         return "config"
+
+    @classmethod
+    def estimate_memory(cls, cfg: Mapping[str, Any], batch_size: int) -> MemoryNeed | None:
+        """What a run with task config ``cfg`` and micro-batches of ``batch_size`` holds at once,
+        counted from the config without building anything, or None (the default): unknown, not
+        checked. ``plan.memory_problem`` refuses a run whose need exceeds the memory available, so
+        count only what is certainly held (a lower bound): a run that fits must never be refused."""
+        return None
 
     @abstractmethod
     def build_model(self) -> nn.Module: ...

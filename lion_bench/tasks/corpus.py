@@ -34,7 +34,10 @@ def read_files(files: list[Path], max_bytes: int | None) -> bytes:
         if max_bytes is not None and total >= max_bytes:
             break
         with open(path, "rb") as stream:
-            data = stream.read() if max_bytes is None else stream.read(max_bytes - total)
+            # read(n) allocates n bytes up front: never ask for more than the file holds (a cap of
+            # 10**15 is a cap, not a read size).
+            size = os.fstat(stream.fileno()).st_size
+            data = stream.read() if max_bytes is None else stream.read(min(max_bytes - total, size))
         chunks.append(data)
         total += len(data)
     return b"".join(chunks)

@@ -190,6 +190,10 @@ class Enwik8Task(ByteLMTask):
         cls.check_windows(cls.layout.num_train, cls.layout.num_valid, int(cfg["model"]["seq_len"]))
 
     @classmethod
+    def data_size(cls, cfg) -> int:
+        return cls.layout.num_bytes
+
+    @classmethod
     def data_identity(cls, cfg) -> str:
         # Every source is checked against the layout's checksum before use: that checksum is the data.
         return f"sha256:{cls.layout.sha256}" if cls.layout.sha256 else f"bytes:{cls.layout.num_bytes}"

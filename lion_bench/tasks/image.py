@@ -18,10 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from lion_bench.runs.errors import BadInput
+from lion_bench.tasks.base import MemoryNeed
 from lion_bench.tasks.supervised import ArrayTask, load_sklearn_dataset, split_train_val
 
 IMAGE_SOURCES = ("digits", "cifar10")
 CIFAR10_HUB_ID = "uoft-cs/cifar10"
+# Per source: (images, channels, side of the square image); both have 10 classes.
+IMAGE_SHAPES = {"digits": (1797, 1, 8), "cifar10": (50000, 3, 32)}
+NUM_CLASSES = 10
 
 
 def load_digits_images() -> tuple[Tensor, Tensor]:
@@ -76,9 +80,31 @@ class ImageTask(ArrayTask):
 
     @classmethod
     def check_data(cls, cfg) -> None:
-        if cfg["data"]["source"] == "cifar10" and importlib.util.find_spec("datasets") is None:
+        source = cfg["data"]["source"]
+        if source == "cifar10" and importlib.util.find_spec("datasets") is None:
             raise BadInput("task.data.source=cifar10 loads CIFAR-10 through Hugging Face datasets, which is not "
                            "installed: pip install 'lion-bench[data]'. Offline, use task.data.source=digits.")
+        channels = list(cfg["model"]["channels"])
+        side = IMAGE_SHAPES[source][2]
+        most = side.bit_length() - 1  # each stage's max-pool halves the side; it must stay >= 1
+        if len(channels) > most:
+            raise BadInput(f"task.model.channels={channels} has {len(channels)} stages, but each halves the image and "
+                           f"the {source} images are {side}x{side}: at most {most} stages "
+                           f"(e.g. task.model.channels={channels[:most]})")
+
+    @classmethod
+    def estimate_memory(cls, cfg, batch_size: int) -> MemoryNeed:
+        """Parameters of ``SmallCNN``; per image the input and each stage's two ReLU outputs (kept
+        for the backward pass); the images as float32 tensors."""
+        num_images, in_channels, side = IMAGE_SHAPES[cfg["data"]["source"]]
+        params, values = 0, in_channels * side * side
+        for width in (int(width) for width in cfg["model"]["channels"]):
+            params += 9 * in_channels * width + width + 9 * width * width + width
+            values += 2 * width * side * side
+            in_channels, side = width, side // 2
+        params += 4 * in_channels * NUM_CLASSES + NUM_CLASSES
+        _, channels, full_side = IMAGE_SHAPES[cfg["data"]["source"]]
+        return MemoryNeed(params, batch_size * values, num_images * channels * full_side**2 * 4)
 
     def load_data(self):
         data_cfg = self.cfg.data

@@ -51,6 +51,16 @@ class LSTMConvTask(TextTask):
     name = "lstm_conv"
     description = "byte-level LM, causal convolutions + an LSTM, on the text task's corpus"
 
+    @classmethod
+    def model_counts(cls, model) -> tuple[int, int]:
+        """(parameters of ``ConvLSTM``, values each token keeps at least: each convolution's output
+        and GELU, each LSTM layer's output, the logits)."""
+        embed, kernel, hidden = int(model["embed_dim"]), int(model["kernel_size"]), int(model["hidden_size"])
+        num_conv, num_lstm = int(model["num_conv_layers"]), int(model["num_lstm_layers"])
+        lstm = 4 * hidden * (embed + hidden) + 8 * hidden + (num_lstm - 1) * (4 * hidden * 2 * hidden + 8 * hidden)
+        params = 256 * embed + num_conv * (kernel * embed**2 + embed) + lstm + 256 * hidden + 256
+        return params, num_conv * 2 * embed + num_lstm * hidden + 256
+
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.seed)
         model = self.cfg.model

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lion_bench.runs.errors import BadInput
-from lion_bench.tasks.base import Batch
+from lion_bench.tasks.base import Batch, MemoryNeed
 from lion_bench.tasks.supervised import (
     SKLEARN_DATASETS,
     ArrayTask,
@@ -24,6 +24,8 @@ from lion_bench.tasks.supervised import (
 )
 
 MLP_SOURCES = ("teacher",) + SKLEARN_DATASETS
+# Per scikit-learn table: (examples, features, classes).
+TABLE_SHAPES = {"breast_cancer": (569, 30, 2), "wine": (178, 13, 3), "digits": (1797, 64, 10)}
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
@@ -44,6 +46,22 @@ class Teacher:
 class MLPTask(ArrayTask):
     name = "mlp"
     description = "MLP: regression onto a random teacher network, or scikit-learn tables (classification)"
+
+    @classmethod
+    def estimate_memory(cls, cfg, batch_size: int) -> MemoryNeed:
+        """Parameters of the MLP; per example each hidden layer's output and the outputs (and, for the
+        teacher, the sample it draws); the data (the teacher's weights and validation set)."""
+        data, hidden = cfg["data"], [int(width) for width in cfg["model"]["hidden"]]
+        if data["source"] == "teacher":
+            inputs, outputs, examples = int(data["input_dim"]), int(data["output_dim"]), int(data["num_val"])
+            sample = inputs + int(data["teacher_hidden"]) + outputs
+            data_values = examples * (inputs + outputs) + int(data["teacher_hidden"]) * (inputs + outputs)
+        else:
+            examples, inputs, outputs = TABLE_SHAPES[data["source"]]
+            sample, data_values = 0, examples * (inputs + 1)
+        widths = [inputs, *hidden, outputs]
+        params = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:]))
+        return MemoryNeed(params, batch_size * (sum(hidden) + outputs + sample), 4 * data_values)
 
     def load_data(self):
         data_cfg = self.cfg.data

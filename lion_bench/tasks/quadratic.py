@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lion_bench.runs.errors import BadInput
-from lion_bench.tasks.base import Batch, Task
+from lion_bench.tasks.base import Batch, MemoryNeed, Task
 
 
 class QuadraticTask(Task):
@@ -34,6 +34,15 @@ class QuadraticTask(Task):
         self.true_weight = torch.randn(self.outputs, self.dim, generator=problem)
         num_val = int(cfg.get("num_val", 1024))
         self.val = self._sample(num_val, problem)
+
+    @classmethod
+    def estimate_memory(cls, cfg, batch_size: int) -> MemoryNeed:
+        """The linear model; per example its inputs, targets and outputs; the problem (validation
+        set, true weights and scales)."""
+        dim, outputs = int(cfg.get("dim", 32)), int(cfg.get("outputs", 4))
+        num_val = int(cfg.get("num_val", 1024))
+        return MemoryNeed(dim * outputs + outputs, batch_size * (dim + 2 * outputs),
+                          4 * (num_val * (dim + outputs) + dim * outputs + dim))
 
     def _sample(self, count: int, generator: torch.Generator) -> Batch:
         x = torch.randn(count, self.dim, generator=generator) * self.scales

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lion_bench.runs.errors import BadInput
-from lion_bench.tasks.base import Batch, Task
+from lion_bench.tasks.base import Batch, MemoryNeed, Task
 from lion_bench.tasks.corpus import (
     corpus_digest,
     corpus_files,
@@ -30,7 +30,7 @@ from lion_bench.tasks.datasets_text import cached_dataset_text
 
 # Bytes of the embedded corpus read when task.data.max_bytes is null.
 EMBEDDED_BYTES = 4_000_000
-from lion_bench.tasks.transformer import ByteTransformer
+from lion_bench.tasks.transformer import ByteTransformer, transformer_counts
 
 
 class ByteLMTask(Task):
@@ -65,6 +65,24 @@ class ByteLMTask(Task):
                 f"{cls.name}: the data ({num_train} train / {num_val} val bytes) is too small for windows of "
                 f"task.model.seq_len={seq_len}; use more data (task.data.max_bytes) or a smaller task.model.seq_len"
             )
+
+    @classmethod
+    def estimate_memory(cls, cfg, batch_size: int) -> MemoryNeed:
+        """The model's parameters and what its tokens keep (``model_counts``); the data twice (the
+        bytes read and their split are both held while the splits are made)."""
+        params, per_token = cls.model_counts(cfg["model"])
+        return MemoryNeed(params, batch_size * int(cfg["model"]["seq_len"]) * per_token, 2 * cls.data_size(cfg))
+
+    @classmethod
+    def model_counts(cls, model) -> tuple[int, int]:
+        """(parameters, values each token keeps for the backward pass, at least)."""
+        return transformer_counts(seq_len=int(model["seq_len"]), d_model=int(model["d_model"]),
+                                  n_layer=int(model["n_layer"]))
+
+    @classmethod
+    def data_size(cls, cfg) -> int:
+        """Bytes of data the task reads (from the config and file sizes, nothing read)."""
+        return 0
 
     @abstractmethod
     def load_splits(self) -> tuple[bytes, bytes, str]:
@@ -268,6 +286,13 @@ class TextTask(ByteLMTask):
         if dataset:
             return f"sha256:{cached_dataset_text(*dataset)[2]}"
         return f"sha256:{corpus_digest(*cls.corpus(cfg))}"
+
+    @classmethod
+    def data_size(cls, cfg) -> int:
+        if (cfg["data"].get("source") or "file") != "file":
+            return 0  # a dataset's size is known once it is read: not counted
+        path, max_bytes = cls.corpus(cfg)
+        return corpus_size(corpus_files(path) if path else stdlib_files(), max_bytes)
 
     def load_splits(self) -> tuple[bytes, bytes, str]:
         data_cfg = self.cfg.data

@@ -12,6 +12,16 @@ from torch.nn import functional as F
 from lion_bench.runs.errors import BadInput
 
 
+def transformer_counts(*, seq_len: int, d_model: int, n_layer: int, vocab_size: int = 256) -> tuple[int, int]:
+    """(parameters of ``ByteTransformer``, values one token keeps for the backward pass, at least):
+    per block 12 d^2 + 13 d parameters; per token and block the qkv projection (3 d), the MLP's
+    hidden layer and its GELU (4 d each), and the logits (``vocab_size``). Attention weights are not
+    counted (fused attention keeps none)."""
+    block = 12 * d_model**2 + 13 * d_model
+    params = vocab_size * d_model + seq_len * d_model + n_layer * block + 2 * d_model
+    return params, n_layer * 11 * d_model + vocab_size
+
+
 class Block(nn.Module):
     def __init__(self, d_model: int, n_head: int, dropout: float):
         super().__init__()

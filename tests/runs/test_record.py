@@ -48,13 +48,59 @@ def test_round_trip_through_run_json(tmp_path):
     assert read_record(tmp_path) == record
 
 
-def test_non_finite_numbers_are_stored_as_null_and_read_back_as_missing(tmp_path):
+def same(a, b) -> bool:
+    """Equal, NaN equal to NaN, through dicts and lists."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b and type(a) is type(b)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize("status", [Status.DIVERGED, Status.FINISHED])
+def test_non_finite_numbers_in_every_number_field_round_trip(tmp_path, value, status):
+    """Every number the trainer can write may be inf or NaN (a diverged loss, an lr that overflowed):
+    the record it writes is one read_record accepts, with the same values."""
     record = finished_record()
-    record.status, record.final, record.divergence = Status.DIVERGED, {"val_loss": math.nan}, "train loss nan at step 3"
+    record.status = status
+    record.hyperparameters = {key: (value if isinstance(number, float) else number) for key, number in HYPER.items()}
+    record.hyperparameters["betas"] = [value, value]
+    record.final = {"val_loss": 1.5 if status is Status.FINISHED else value, "val_bpc": value, "val_accuracy": value,
+                    "test_loss": value}
+    record.best = {"val_loss": value, "val_bpc": value}
+    record.initial_train_loss, record.train_tokens_per_s = value, value
+    record.time_s = {"startup": value, "compile": value, "train": value, "eval": value, "checkpoint": value,
+                     "total": value}
+    record.divergence = "train loss inf at step 3" if status is Status.DIVERGED else None
     write_record(tmp_path, record)
-    assert json.loads((tmp_path / "run.json").read_text())["final_val_loss"] is None
+    # Strict JSON (no bare NaN or Infinity, which json.loads would hand to parse_constant).
+    data = json.loads((tmp_path / "run.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert data["hyperparameters"]["lr"] == {math.inf: "Infinity", -math.inf: "-Infinity"}.get(value, "NaN")
     back = read_record(tmp_path)
-    assert back.status is Status.DIVERGED and math.isnan(back.final_val_loss)
+    assert same(back.to_dict(), record.to_dict())
+    assert read_record(tmp_path).status is status  # read again: what a sweep's rerun sees
+
+
+def test_records_with_null_for_non_finite_numbers_still_read(tmp_path):
+    """Records written before the encoding stored NaN and inf as null."""
+    data = finished_record().to_dict()
+    data.update(status="diverged", final_val_loss=None, best_val_loss=None, initial_train_loss=None,
+                divergence="train loss nan at step 3")
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    back = read_record(tmp_path)
+    assert back.status is Status.DIVERGED and math.isnan(back.final_val_loss) and back.initial_train_loss is None
+
+
+def test_a_string_that_is_not_a_spelling_of_inf_or_nan_is_still_refused(tmp_path):
+    data = finished_record().to_dict()
+    data["hyperparameters"]["lr"] = "inf"
+    data["best_val_loss"] = "Infinity"
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="hyperparameters.lr is missing or not a number"):
+        read_record(tmp_path)
 
 
 @pytest.mark.parametrize("edit, problem", [

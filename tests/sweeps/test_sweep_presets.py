@@ -76,7 +76,7 @@ def test_preset_runs_every_arm(tmp_path, preset):
         assert all(record["hyperparameters"]["weight_decay"] == 0 for record in records.values())
     if preset == "betas":
         betas = {record["arm"]: record["hyperparameters"]["betas"] for record in records.values()}
-        assert betas["lion_stable_betas"] == [0.95, 0.98] and betas["lion_div3"] == [0.9, 0.99]
+        assert betas["lion_stable_betas"] == [0.95, 0.98] and betas["lion_grid"] == [0.9, 0.99]
     if preset == "lr_ratio":
         assert_rerun_skips_every_trial(tmp_path, records, "sweep=lr_ratio", "seed=0", *FAST)
     if preset == "batch_size":  # 2 arms x 2 sizes x 2 budgets; tokens: max_steps * 16 / batch size steps

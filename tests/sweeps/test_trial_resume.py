@@ -11,7 +11,7 @@ from compose import TINY_TEXT, InterruptAt, compose_config
 from lion_bench.runs.checkpoint import CHECKPOINT_FILE
 from lion_bench.runs.record import RunRecord, Status
 from lion_bench.runs.store import RUN_FILE, read_metrics, read_record, write_record
-from lion_bench.sweeps.resume import read_attempts, run_trial
+from lion_bench.sweeps.resume import read_attempts, run_trial, trial_id_of
 from lion_bench.trainer import train
 
 
@@ -51,9 +51,9 @@ def test_checkpoint_of_another_trial_is_refused(tmp_path):
         train(compose_config([*overrides, "seed=1"]), tmp_path)
 
 
-def result_record(status: str, final_val_loss: float) -> RunRecord:
-    """A valid record of a trial that ended with ``status``."""
-    record = RunRecord.begin({"task": {"name": "quadratic"}, "optimizer": {"name": "lion"}, "seed": 0}, "abc123")
+def result_record(status: str, final_val_loss: float, trial_id: str = "abc123") -> RunRecord:
+    """A valid record of trial ``trial_id`` that ended with ``status``."""
+    record = RunRecord.begin({"task": {"name": "quadratic"}, "optimizer": {"name": "lion"}, "seed": 0}, trial_id)
     record.status = Status(status)
     record.hyperparameters = {"optimizer": "lion", "lr": 0.1, "weight_decay": 0.0, "base_lr": 0.3,
                               "base_weight_decay": 0.0, "lr_divisor": 3.0, "wd_multiplier": 1.0, "betas": [0.9, 0.99]}
@@ -68,7 +68,7 @@ def result_record(status: str, final_val_loss: float) -> RunRecord:
 def test_run_trial_skips_only_results(tmp_path, status, runs):
     cfg = compose_config(["task=quadratic"])
     if status is not None:
-        write_record(tmp_path, result_record(status, 0.5))
+        write_record(tmp_path, result_record(status, 0.5, trial_id_of(cfg)))
     calls = []
 
     def run():
