@@ -186,9 +186,24 @@ def trial_context(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"data": data, "precision": precision, "device_type": device_type}
 
 
+def identity_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The config a trial id hashes: ``trainer.schedule.warmup_steps: auto`` replaced by the steps it
+    resolves to, so a run with the default warmup is the same trial as one that names those steps (sweep
+    directories and records written before ``auto`` was the default keep their ids). Never raises."""
+    try:
+        trainer = config["trainer"]
+        schedule = trainer["schedule"]
+        if schedule.get("warmup_steps") != "auto":
+            return config
+        warmup = resolve_warmup(schedule, planned_steps(trainer))
+    except Exception:  # noqa: BLE001 - a config with bad values: hashed as written, the trial reports it
+        return config
+    return {**config, "trainer": {**trainer, "schedule": {**schedule, "warmup_steps": warmup}}}
+
+
 def config_trial_id(config: Mapping[str, Any]) -> str:
     """The trial id of a resolved config on this machine (``runs.identity.trial_id`` with its context)."""
-    return trial_id(config, trial_context(config))
+    return trial_id(identity_config(config), trial_context(config))
 
 
 def _trial_dir(*, _root_: DictConfig) -> str:
@@ -200,7 +215,7 @@ def _trial_dir(*, _root_: DictConfig) -> str:
         config = OmegaConf.to_container(job, resolve=True)
     except Exception:  # noqa: BLE001
         config = OmegaConf.to_container(job, resolve=False)
-    return trial_dir_name(config, trial_context(config))
+    return trial_dir_name(identity_config(config), trial_context(config))
 
 
 # Registered on import of this module, which the trainer and the entry point import: Ray workers

@@ -182,6 +182,34 @@ def test_warmup_fraction_scales_with_the_run(steps, fraction, warmup):
     assert plan.warmup_steps == warmup
 
 
+@pytest.mark.parametrize("schedule, steps, warmup", [
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 1, 0),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 9, 0),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 50, 5),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 199, 19),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 5000, 20),
+    ({"warmup_steps": "auto", "warmup_fraction": 0.25}, 40, 10),  # a fraction wins over auto
+    ({"warmup_steps": 20, "warmup_fraction": None}, 200, 20),  # a record's config from before auto
+    ({"warmup_steps": 7, "warmup_fraction": 0.5}, 10, 5),
+    ({"warmup_steps": 0}, 3, 0),  # older still: no warmup_fraction key
+])
+def test_resolve_warmup_reads_the_default_and_old_configs(schedule, steps, warmup):
+    from lion_bench.schema import resolve_warmup
+
+    assert resolve_warmup(schedule, steps) == warmup
+
+
+def test_the_default_warmup_is_the_same_trial_as_its_steps_named():
+    """auto resolves to 20 steps at 200 steps: sweep directories from before auto keep their trial ids."""
+    from lion_bench.plan import config_trial_id, resolved_config
+
+    def trial(*overrides):
+        return config_trial_id(resolved_config(compose_config(["sweep=quickstart", "arm=adamw", *overrides])))
+
+    assert trial() == trial("trainer.schedule.warmup_steps=20") != trial("trainer.schedule.warmup_steps=19")
+    assert trial("trainer.max_steps=50") == trial("trainer.max_steps=50", "trainer.schedule.warmup_steps=5")
+
+
 def test_text_task_final_numbers_over_the_whole_validation_split(tmp_path):
     cfg = compose_config(["trainer.max_steps=4", "task.eval.final=full_valid", "trainer.schedule.warmup_steps=0", *TINY_TEXT])
     record = train(cfg, tmp_path)
