@@ -7,7 +7,8 @@
     lion-bench -m optimizer=adamw,lion seed=0,1,2    # a Hydra multirun
     lion-bench -m sweep=lr_ratio                     # a preset sweep (configs/sweep/); rerun to resume it
 
-Each run's directory holds config.yaml, metrics.jsonl and run.json (see README). lion-bench --help
+Each run's directory (named by its trial id, so the same command finds it: resumed when interrupted,
+reported when done) holds config.yaml, metrics.jsonl and run.json (see docs/runs.md). lion-bench --help
 lists the config groups; bad input is refused with one line and exit status 2 before anything is written.
 """
 
@@ -22,11 +23,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lion_bench import command_line
+from lion_bench.command_line import shown_path
 from lion_bench.plan import plan_run
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
 from lion_bench.runs.store import RUN_FILE
-from lion_bench.sweeps.resume import objective, run_trial
+from lion_bench.sweeps.resume import read_attempts, run_trial
 from lion_bench.trainer import train
 
 
@@ -54,18 +56,26 @@ def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:
     loggers = build_loggers(cfg, run_dir)
     record = train(cfg, run_dir, loggers, plan)
     print(summary_line(record))
-    print(f"run record: {run_dir / RUN_FILE}")
+    print(f"run record: {shown_path(run_dir / RUN_FILE)}")
     return record
 
 
 @hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float:
+    """A sweep trial or a single run, each in the directory its trial id names: skipped if done or
+    busy, resumed if interrupted, failures recorded (a sweep goes on; a single run exits 1)."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
+    value = run_trial(cfg, run_dir, lambda: run_one(cfg, run_dir))
     if hydra_config.mode == RunMode.MULTIRUN:
-        # A sweep trial: skipped if done or busy, resumed if not, failures recorded, not raised.
-        return run_trial(cfg, run_dir, lambda: run_one(cfg, run_dir))
-    return objective(run_one(cfg, run_dir))
+        return value
+    attempts = read_attempts(run_dir)
+    outcome = attempts[-1]["outcome"] if attempts else None
+    if outcome == "skipped":
+        print(f"run record: {shown_path(run_dir / RUN_FILE)} (done; to train it again: another seed=, or remove its directory)")
+    if outcome in ("failed", "busy"):
+        raise SystemExit(1)  # its line is out (the error and traceback.txt, or who holds the run)
+    return value
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ whichever launcher ran them (basic, Ray, SLURM on a shared filesystem), prints
 
     sweep lr_ratio: 12 trials: 9 finished, 1 diverged, 1 failed, 1 skipped
 
-and raises ``SweepFailed`` if any trial failed or was interrupted: ``lion-bench -m`` then exits
+(an interrupted sweep: ``sweep lr_ratio: 3 finished, 0 diverged, 0 failed, 0 skipped, 1 interrupted,
+8 left of 12 trials``, printed by the command line before its one-line message) and raises ``SweepFailed`` if any trial failed or was interrupted: ``lion-bench -m`` then exits
 with status 1, after every trial has had its turn. Counting never raises: a file it cannot read is
 named in a warning, and a sweep whose outcomes cannot be counted exits 1.
 """
@@ -60,10 +61,13 @@ def count_outcomes(sweep_dir: Path, since: float, sweep_run: str | None) -> tupl
     return counts, failed
 
 
-def summary_line(name: str, counts: Counter) -> str:
+def summary_line(name: str, counts: Counter, planned: int | None = None) -> str:
+    """``sweep NAME: 12 trials: 9 finished, ...``; with ``planned`` (an interrupted sweep), how many are left."""
     total = sum(counts.values())
     parts = [f"{counts[outcome]} {outcome}" for outcome in ("finished", "diverged", "failed", "skipped")]
     parts += [f"{counts[outcome]} {outcome}" for outcome in ("interrupted", "busy") if counts[outcome]]
+    if planned is not None:
+        return f"sweep {name}: {', '.join(parts)}, {max(planned - total, 0)} left of {planned} trials"
     return f"sweep {name}: {total} trials: {', '.join(parts)}"
 
 
@@ -91,6 +95,9 @@ def _duration(seconds: float) -> str:
 
 
 class SweepSummary(Callback):
+    # The sweep this process is running (set at its start), for the count line of an interrupt.
+    running: SweepSummary | None = None
+
     def __init__(self) -> None:
         self.started_at = time.time()
         self.sweep_run: str | None = None
@@ -100,6 +107,7 @@ class SweepSummary(Callback):
         self.job_started_at = 0.0
         self.num_started = 0
         self.multirun = False  # Hydra calls on_job_start for a single run too: no progress line there
+        self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started_at = time.time()
@@ -107,6 +115,8 @@ class SweepSummary(Callback):
         # Tags this sweep run's attempts; launchers' worker processes inherit it.
         self.sweep_run = os.environ[SWEEP_RUN_VARIABLE] = uuid.uuid4().hex[:12]
         self.total = planned_trials(config)
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+        SweepSummary.running = self
 
     # --- a progress line per trial (the basic launcher runs trials in this process) --------------
     @staticmethod
@@ -144,7 +154,20 @@ class SweepSummary(Callback):
             self.trained_s.append(seconds)
 
     # --- the closing line ------------------------------------------------------------------------
+    def interrupted_line(self) -> str | None:
+        """The count line of this sweep run when an interrupt stops it (trials finished, interrupted,
+        left); None when they cannot be counted."""
+        if self.sweep_dir is None or not self.sweep_dir.is_dir():
+            return None
+        try:
+            counts, _ = count_outcomes(self.sweep_dir, self.started_at, self.sweep_run)
+        except Exception:  # noqa: BLE001 - an interrupt's own line must still come
+            return None
+        planned = self.total if self.total is not None else sum(counts.values())
+        return summary_line(self.sweep_dir.name, counts, planned)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        SweepSummary.running = None
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
