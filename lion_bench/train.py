@@ -32,21 +32,48 @@ from lion_bench.sweeps.resume import read_attempts, run_trial
 from lion_bench.trainer import train
 
 
+LINE_WIDTH = 100  # terminal lines; everything else is in the run's directory
+SHORT_UNITS = {"tokens": "tok"}
+
+
+def _rate(value: float) -> str:
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
+
+
 def summary_line(record: RunRecord) -> str:
-    """One line per run naming every hyperparameter an arm can change (lr, weight decay, betas, batch)."""
-    hyper = record.hyperparameters
+    """The run's line, at most LINE_WIDTH characters: status, arm (or optimizer), lr, weight decay when
+    on, the ratios where no arm names them, seed, the result, time and steady throughput. What does
+    not fit is left out: the step count first, then the ratios (run.json has everything)."""
+    hyper, options = record.hyperparameters, record.config.get("optimizer", {})
+    by_name = not record.arm  # an arm's name says its ratios
+    optional = {  # left out in this order when the line is too long
+        "steps": f"{record.steps} steps, ",
+        "wd_ratio": f" (base*{hyper['wd_multiplier']:g})" if by_name and hyper["wd_multiplier"] != 1 else "",
+        "lr_ratio": f" (base/{hyper['lr_divisor']:g})" if by_name and hyper["lr_divisor"] != 1 else "",
+        "speed": f", {_rate(record.train_tokens_per_s)} {SHORT_UNITS.get(record.unit, record.unit)}/s"
+                 if record.train_tokens_per_s else "",
+    }
     bpc = record.final.get("val_bpc")
-    metric = f" val bpc {bpc:.4f}" if isinstance(bpc, float) and math.isfinite(bpc) else ""
-    speed = f", {record.train_tokens_per_s:.0f} {record.unit}/s" if record.train_tokens_per_s else ""
-    options = record.config.get("optimizer", {})
+    if record.status.value == "diverged":
+        result = f"at step {record.diverged_at_step}"
+    elif math.isfinite(record.final_val_loss):
+        result = f"val loss {record.final_val_loss:.4f}"
+        result += f" ({bpc:.3f} bpc)" if isinstance(bpc, float) and math.isfinite(bpc) else ""
+    else:
+        result = "no val loss"
     flags = "".join(f" {flag}" for flag in ("cautious", "decoupled_weight_decay", "decay_vectors") if options.get(flag))
-    return (
-        f"[{record.status.value}] {record.task} {record.arm or record.optimizer} ({record.optimizer}) "
-        f"lr={hyper['lr']:.3g} (base/{hyper['lr_divisor']:g}) wd={hyper['weight_decay']:.3g} "
-        f"(base*{hyper['wd_multiplier']:g}) betas=({', '.join(f'{beta:g}' for beta in hyper['betas'])}){flags} "
-        f"batch={record.batch_size} seed={record.seed}: val loss {record.final_val_loss:.4f}{metric} | "
-        f"{record.steps} steps, {record.time_s['total']:.1f} s{speed}"
-    )
+
+    def line() -> str:
+        decay = f" wd={hyper['weight_decay']:.3g}{optional['wd_ratio']}" if hyper["weight_decay"] else ""
+        return (f"[{record.status.value}] {record.arm or record.optimizer} lr={hyper['lr']:.3g}{optional['lr_ratio']}"
+                f"{decay}{flags} seed {record.seed}: {result} | {optional['steps']}{record.time_s['total']:.1f} s"
+                f"{optional['speed']}")
+
+    for part in optional:
+        if len(line()) <= LINE_WIDTH:
+            break
+        optional[part] = ""
+    return line()
 
 
 def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:

@@ -113,7 +113,9 @@ def test_cli_default_task_writes_finished_record(tmp_path, optimizer):
     assert record["status"] == "finished" and record["steps"] == 20
     assert math.isfinite(record["final_val_loss"]) and math.isfinite(record["final_val_bpc"])
     assert record["optimizer"] == optimizer
-    assert "[finished]" in result.stdout and "val bpc" in result.stdout
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("[finished] ")]
+    assert line.startswith(f"[finished] {optimizer} lr=") and " bpc) | " in line and len(line) <= 100
+    assert ("(base/3) wd=0.3 seed 0: val loss" in line) if optimizer == "lion" else ("wd=0.1 seed 0: val loss" in line)
     assert (run_file.parent / "config.yaml").exists()
 
 
