@@ -47,7 +47,7 @@ from lion_bench.runs.checkpoint import (
 )
 from lion_bench.runs.environment import environment
 from lion_bench.runs.errors import BadInput, Interrupted
-from lion_bench.runs.memory import PeakMemory
+from lion_bench.runs.memory import PeakMemory, reuse_freed_memory
 from lion_bench.runs.record import RunRecord, Status, now
 from lion_bench.runs.store import (
     RUN_FILE,
@@ -164,6 +164,7 @@ def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logge
     """Task, model, optimizer and schedule, and what the record learns from them."""
     device = plan.device
     trainer = cfg.trainer
+    reuse_freed_memory()  # before the peak is reset: earlier runs' freed memory is not this run's
     memory = PeakMemory(device)
     seed_everything(int(cfg.seed), device)
     task = build_task(cfg.task, batch_size=int(trainer.batch_size), seed=int(cfg.seed), device=device)
