@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from lion_bench.runs.memory import reuse_freed_memory
 SCRIPT = """
 import resource, sys, tempfile
 from pathlib import Path
-sys.path.insert(0, "tests")
+sys.path.insert(0, TESTS)
 from compose import compose_config
 from lion_bench.trainer import train
 
@@ -37,6 +38,7 @@ print((faults[29] - faults[11]) / 18)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc on Linux")
 def test_steps_after_the_first_do_not_page_fault():
     assert reuse_freed_memory()
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
+    script = f"TESTS = {str(Path(__file__).parents[1])!r}\n{SCRIPT}"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout.split()[-1]) < 200  # measured 14-50; 1,000-1,600 with malloc's defaults
