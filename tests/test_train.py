@@ -119,6 +119,22 @@ def test_cli_default_task_writes_finished_record(tmp_path, optimizer):
     assert (run_file.parent / "config.yaml").exists()
 
 
+def test_a_single_run_held_by_another_process_is_not_trained_twice(tmp_path):
+    """Single runs are named by their trial and locked like sweep trials: the same command while the
+    run is held elsewhere says so and exits 1, leaving the record as it was."""
+    from filelock import FileLock
+
+    overrides = ["task=quadratic", "trainer.max_steps=2", "seed=4"]
+    assert run_cli(tmp_path, *overrides).returncode == 0
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("quadratic_lion_seed4_")
+    before = (run_dir / "run.json").read_text()
+    with FileLock(str(run_dir / ".lock")):
+        held = run_cli(tmp_path, *overrides)
+    assert held.returncode == 1 and f"busy: {run_dir.name} is trained by another process" in held.stdout
+    assert (run_dir / "run.json").read_text() == before
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
