@@ -85,8 +85,9 @@ def test_a_second_signal_prints_nothing_more(tmp_path, second_signal_at):
         wait_for(lambda: interrupted_record(tmp_path), process)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
-    # The first signal's status; a SIGTERM after Python has dropped its handlers, at the very end, kills quietly.
-    assert process.returncode in (130, 143), err
+    # The first signal's status; a SIGTERM after Python has dropped its handlers, at the very end, kills the
+    # process quietly (-15 here, 143 in a shell).
+    assert process.returncode in (130, 143, -signal.SIGTERM), err
     assert "Traceback" not in out + err and "Exception ignored" not in err
     [line] = err.splitlines()
     [run_file] = tmp_path.rglob("run.json")
