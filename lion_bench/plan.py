@@ -186,10 +186,11 @@ def trial_context(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"data": data, "precision": precision, "device_type": device_type}
 
 
-def identity_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The config a trial id hashes: ``trainer.schedule.warmup_steps: auto`` replaced by the steps it
-    resolves to, so a run with the default warmup is the same trial as one that names those steps (sweep
-    directories and records written before ``auto`` was the default keep their ids). Never raises."""
+def with_resolved_warmup(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``config`` with ``trainer.schedule.warmup_steps: auto`` replaced by the steps it resolves to:
+    what a trial id hashes, so a run with the default warmup is the same trial as one that names those
+    steps (sweep directories and records written before ``auto`` was the default keep their ids), and
+    what a run record holds, so every reader of run.json sees the warmup the run had. Never raises."""
     try:
         trainer = config["trainer"]
         schedule = trainer["schedule"]
@@ -203,7 +204,7 @@ def identity_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def config_trial_id(config: Mapping[str, Any]) -> str:
     """The trial id of a resolved config on this machine (``runs.identity.trial_id`` with its context)."""
-    return trial_id(identity_config(config), trial_context(config))
+    return trial_id(with_resolved_warmup(config), trial_context(config))
 
 
 def _trial_dir(*, _root_: DictConfig) -> str:
@@ -215,7 +216,7 @@ def _trial_dir(*, _root_: DictConfig) -> str:
         config = OmegaConf.to_container(job, resolve=True)
     except Exception:  # noqa: BLE001
         config = OmegaConf.to_container(job, resolve=False)
-    return trial_dir_name(identity_config(config), trial_context(config))
+    return trial_dir_name(with_resolved_warmup(config), trial_context(config))
 
 
 # Registered on import of this module, which the trainer and the entry point import: Ray workers

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from lion_bench.optimizers.registry import build_optimizer
 from lion_bench.optimizers.schedules import build_scheduler
-from lion_bench.plan import RunPlan, config_trial_id, plan_run
+from lion_bench.plan import RunPlan, config_trial_id, plan_run, with_resolved_warmup
 from lion_bench.runs import interrupts
 from lion_bench.runs.checkpoint import (
     CHECKPOINT_FILE,
@@ -388,7 +388,7 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
     run_dir = Path(run_dir)
     plan = plan or plan_run(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
-    record = RunRecord.begin(config, config_trial_id(config))
+    record = RunRecord.begin(with_resolved_warmup(config), config_trial_id(config))
     try:
         run = build_run(cfg, plan, run_dir, loggers, record, started)
         state = resume(run)

@@ -228,6 +228,13 @@ def test_the_default_warmup_is_the_same_trial_as_its_steps_named():
     assert trial("trainer.max_steps=50") == trial("trainer.max_steps=50", "trainer.schedule.warmup_steps=5")
 
 
+def test_a_record_holds_the_warmup_its_run_had(tmp_path):
+    """run.json's config says the steps auto resolved to, so any reader of records sees the warmup."""
+    record = train(compose_config(["task=quadratic", "trainer.max_steps=30", "trainer.progress=false"]), tmp_path)
+    assert record.config["trainer"]["schedule"]["warmup_steps"] == 3
+    assert read_record(tmp_path).config["trainer"]["schedule"]["warmup_steps"] == 3
+
+
 def test_text_task_final_numbers_over_the_whole_validation_split(tmp_path):
     cfg = compose_config(["trainer.max_steps=4", "task.eval.final=full_valid", "trainer.schedule.warmup_steps=0", *TINY_TEXT])
     record = train(cfg, tmp_path)
