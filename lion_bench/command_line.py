@@ -190,6 +190,10 @@ def run(hydra_main: Callable[[], Any], arguments: list[str] | None = None) -> No
         fail(str(error))
     except (HydraException, OmegaConfBaseException) as error:  # composition: a bad override or config name
         fail(_one_line(error))
+    except BrokenPipeError:  # whoever read the output went away (lion-bench --help | head): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit fails too
+        interrupts.finished(1)
+        raise SystemExit(1) from None
     except SystemExit as exiting:  # a refusal (fail) or a sweep's closing status: its line is out
         interrupts.finished(exiting.code if isinstance(exiting.code, int) else 1)
         raise
