@@ -47,7 +47,7 @@ from lion_bench.runs.checkpoint import (
 )
 from lion_bench.runs.environment import environment
 from lion_bench.runs.errors import BadInput, Interrupted
-from lion_bench.runs.memory import PeakMemory, reuse_freed_memory
+from lion_bench.runs.memory import PeakMemory, release_freed_memory, reuse_freed_memory
 from lion_bench.runs.record import RunRecord, Status, now
 from lion_bench.runs.store import (
     RUN_FILE,
@@ -402,7 +402,11 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
         raise
     write_config(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
     state.time_s["startup"] += time.perf_counter() - started
-    return run_loop(run, state)
+    try:
+        return run_loop(run, state)
+    finally:
+        del run  # the model, optimizer and data: freed now, so the memory they held goes back to the system
+        release_freed_memory()
 
 
 def run_loop(run: Run, state: LoopState) -> RunRecord:

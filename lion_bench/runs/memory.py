@@ -53,6 +53,14 @@ def reuse_freed_memory() -> bool:
                 libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
+def release_freed_memory() -> None:
+    """Give what malloc keeps freed back to the system (a run's end): the next run's checks of the
+    memory available, and other processes, see it free."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def _high_water_mark_bytes() -> int | None:
     """Linux's VmHWM: the peak resident set size since the process started or the mark was reset."""
     try:
