@@ -1,6 +1,7 @@
 """The ``lion-bench`` command around Hydra: what is refused before Hydra composes a config or makes a
 directory, and how the command ends: bad input is one line on stderr and exit status 2, leaving
-nothing on disk; Ctrl-C and SIGTERM are one line and 130 / 143; never a traceback for either.
+nothing on disk; Ctrl-C and SIGTERM are one line and 130 / 143 (a sweep's count line before it);
+never a traceback for either, nor for a second signal while the command shuts down.
 
 Command-line overrides that Hydra would import and call (``_target_`` anywhere, ``hydra.callbacks``,
 logging ``()`` factories, the Optuna sweeper's ``custom_search_space``) are refused: a command line
@@ -16,6 +17,7 @@ import re
 import signal
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,10 +28,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hydra_plugins.lion_bench_launcher.launcher import LionBenchLauncher
+from lion_bench.config_names import command_line_names_problem, option_problem
 from lion_bench.plan import input_problems, resolved_config
+from lion_bench.runs import interrupts
 from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.runs.locations import RUN_DIR_ROOM, TRIAL_DIR_ROOM, directory_problem
 from lion_bench.schema import Problem
+from lion_bench.sweeps.callbacks import SweepSummary
 
 # Exit status of a command given bad input (as argparse uses).
 BAD_INPUT_EXIT = 2
@@ -42,6 +47,8 @@ PLUGINS = {
     ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
 }
+# group=option -> (a library it needs besides Hydra plugins, the lion-bench extra that installs it)
+LIBRARIES = {("logger", "wandb"): ("wandb", "wandb")}
 # An arm (configs/arm/, package _global_) sets the optimizer: sweeping arms sweeps optimizer keys.
 GROUP_COVERS = {"arm": ("arm", "optimizer")}
 
@@ -66,6 +73,10 @@ def command_line_problem(arguments: list[str]) -> str | None:
         if plugin and not _installed(plugin[0]):
             return (f"{argument} needs a Hydra plugin that is not installed: pip install 'lion-bench[{plugin[1]}]' "
                     f"(see README)")
+        library = LIBRARIES.get((key, value)) if isinstance(value, str) else None
+        if library and not _installed(library[0]):
+            return (f"{argument} needs {library[0]}, which is not installed: pip install 'lion-bench[{library[1]}]' "
+                    f"(or {key}=none)")
     return None
 
 
@@ -74,6 +85,8 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ImportError:  # its parent package is missing
         return False
+    except ValueError:  # in sys.modules without a spec (put there by hand): importable
+        return True
 
 
 def swept_keys(cfg: DictConfig) -> set[str]:
@@ -93,6 +106,7 @@ def varies_per_trial(problem: Problem, swept: set[str]) -> bool:
 
 def fail(message: str, status: int = BAD_INPUT_EXIT) -> None:
     print(f"lion-bench: {message}", file=sys.stderr, flush=True)
+    interrupts.finished(status)
     raise SystemExit(status)
 
 
@@ -189,13 +203,40 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def _one_line(error: BaseException) -> str:
+    """Hydra's composition error as our one line: a missing option names the closest ones, and Hydra's
+    advice to add an unknown key with ``+`` (a second error when the key is a typo) is left out."""
     text = str(error).split("Config search path")[0]  # Hydra's list of where it looked: noise here
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'\s*Available options in '[^']*':((?:\s+\S+)*)", text)
+    if missing:
+        return option_problem(missing.group(1), missing.group(2), missing.group(3).split())
+    text = re.sub(r"\s*To append to your config use \+\S+", "", text)
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies inside it (shorter lines), else as is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def interrupted_line(stop: Interrupted) -> str:
+    """The one line of an interrupt: the step it stopped at, what was kept, what the rerun does."""
+    if stop.step is None or not stop.record_path:
+        return "interrupted; rerun the same command to resume"
+    where = shown_path(Path(stop.record_path).parent)
+    if stop.result:
+        return f"interrupted after the run {stop.result} (step {stop.step}); its record is in {where}"
+    if stop.resume_step == stop.step:
+        return f"interrupted at step {stop.step}, saved in {where}; rerun the same command to resume"
+    rerun = (f"resumes from step {stop.resume_step}, its last checkpoint" if stop.resume_step
+             else "restarts the trial from step 0")
+    return f"interrupted at step {stop.step}, not saved: {stop.note}; the same command {rerun} ({where})"
 
 
 def run(hydra_main: Callable[[], Any], arguments: list[str] | None = None) -> None:
     """Run the Hydra app ``hydra_main`` as the command ``lion-bench`` with ``arguments`` (sys.argv)."""
-    problem = command_line_problem(sys.argv[1:] if arguments is None else arguments)
+    arguments = sys.argv[1:] if arguments is None else arguments
+    problem = command_line_problem(arguments) or command_line_names_problem(arguments)
     if problem:
         fail(problem)
     # Hydra re-raises what it caught instead of printing it and exiting 1: this function reports it.
@@ -203,22 +244,32 @@ def run(hydra_main: Callable[[], Any], arguments: list[str] | None = None) -> No
     # hydra/launcher=packed|workers: Hydra's scan of hydra_plugins misses it in an editable install.
     Plugins.instance().register(LionBenchLauncher)
     warnings.formatwarning = _format_warning
-    signal.signal(signal.SIGTERM, _raise_interrupted)  # between trials and during setup too
+    interrupts.install()  # Ctrl-C and SIGTERM: at a step boundary in training, at once elsewhere
     try:
         hydra_main()
     except Interrupted as stop:
-        where = f" at step {stop.step}; record at {stop.record_path}" if stop.record_path else ""
-        fail(f"interrupted{where}; rerun the same command to resume", stop.exit_status)
+        sweep = SweepSummary.running
+        count = sweep.interrupted_line() if sweep is not None else None
+        if count:
+            print(count, flush=True)
+        fail(interrupted_line(stop), stop.exit_status)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume", 128 + signal.SIGINT)
     except BadInput as error:
         fail(str(error))
     except (HydraException, OmegaConfBaseException) as error:  # composition: a bad override or config name
         fail(_one_line(error))
-
-
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise Interrupted(signum)
+    except BrokenPipeError:  # whoever read the output went away (lion-bench --help | head): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit fails too
+        interrupts.finished(1)
+        raise SystemExit(1) from None
+    except SystemExit as exiting:  # a refusal (fail) or a sweep's closing status: its line is out
+        interrupts.finished(exiting.code if isinstance(exiting.code, int) else 1)
+        raise
+    except BaseException:  # a traceback follows: a signal while it prints ends the process quietly
+        interrupts.finished(1)
+        raise
+    interrupts.finished(0)
 
 
 __all__ = ["BAD_INPUT_EXIT", "Preflight", "command_line_problem", "output_location_problem", "run",

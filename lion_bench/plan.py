@@ -301,9 +301,30 @@ def trial_context(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"data": data, "precision": precision, "device_type": device_type}
 
 
+def with_resolved_warmup(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``config`` with ``trainer.schedule.warmup_steps: auto`` replaced by the steps it resolves to:
+    what a trial id hashes, so a run with the default warmup is the same trial as one that names those
+    steps (sweep directories and records written before ``auto`` was the default keep their ids), and
+    what a run record holds, so every reader of run.json sees the warmup the run had. Never raises."""
+    try:
+        trainer = config["trainer"]
+        schedule = trainer["schedule"]
+        if schedule.get("warmup_steps") != "auto":
+            return config
+        warmup = resolve_warmup(schedule, planned_steps(trainer))
+    except Exception:  # noqa: BLE001 - a config with bad values: hashed as written, the trial reports it
+        return config
+    return {**config, "trainer": {**trainer, "schedule": {**schedule, "warmup_steps": warmup}}}
+
+
 def config_trial_id(config: Mapping[str, Any]) -> str:
     """The trial id of a resolved config on this machine (``runs.identity.trial_id`` with its context)."""
-    return trial_id(config, trial_context(config))
+    return trial_id(with_resolved_warmup(config), trial_context(config))
+
+
+def config_trial_dir_name(config: Mapping[str, Any]) -> str:
+    """The directory name of a resolved config's trial on this machine (``runs.identity.trial_dir_name``)."""
+    return trial_dir_name(with_resolved_warmup(config), trial_context(config))
 
 
 def _trial_dir(*, _root_: DictConfig) -> str:
@@ -319,9 +340,10 @@ def _trial_dir(*, _root_: DictConfig) -> str:
         config = OmegaConf.to_container(job, resolve=True)
     except Exception:  # noqa: BLE001
         config = OmegaConf.to_container(job, resolve=False)
-    name = trial_dir_name(config, trial_context(config))
-    try:
-        sweep_dir = OmegaConf.select(_root_, "hydra.sweep.dir", default=None)
+    name = config_trial_dir_name(config)
+    try:  # a sweep's trial only: a single run's directory is named by this resolver too
+        multirun = str(OmegaConf.select(_root_, "hydra.mode", default="")) == "RunMode.MULTIRUN"
+        sweep_dir = OmegaConf.select(_root_, "hydra.sweep.dir", default=None) if multirun else None
     except Exception:  # noqa: BLE001 - Hydra reports a sweep directory that does not resolve
         sweep_dir = None
     if sweep_dir is not None:

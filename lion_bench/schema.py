@@ -136,6 +136,19 @@ class List(Spec):
         return None
 
 
+class OrAuto(Spec):
+    """``auto`` (resolved from other keys, see ``resolve_warmup``) or a value of ``inner``."""
+
+    def __init__(self, inner: Spec):
+        self.inner = inner
+
+    def problem(self, value: Any) -> str | None:
+        if value == "auto":
+            return None
+        problem = self.inner.problem(value)
+        return problem and problem.replace("must be", "must be auto or", 1)
+
+
 class Nullable(Spec):
     def __init__(self, inner: Spec):
         self.inner = inner
@@ -214,7 +227,7 @@ TRAINER = {
     "precision": Choice("auto", "fp32", "bf16"), "compile": Choice("auto", True, False),
     "eval_every": Int(1), "log_every": Int(1), "divergence_factor": Float(1, open_low=True),
     "progress": Choice("auto", True, False),
-    "schedule": {"name": Choice("cosine", "linear", "constant", "inverse_sqrt"), "warmup_steps": Int(0),
+    "schedule": {"name": Choice("cosine", "linear", "constant", "inverse_sqrt"), "warmup_steps": OrAuto(Int(0)),
                  "warmup_fraction": Nullable(Float(0, 1, open_high=True)), "final_fraction": Float(0, 1)},
     "budget": Choice("steps", "tokens"), "reference_batch_size": Int(1),
     "checkpoint_minutes": NON_NEGATIVE, "checkpoint_every": Int(0),
@@ -298,12 +311,23 @@ def planned_steps(trainer: Mapping[str, Any]) -> int:
     return max(1, int(trainer["max_steps"]) * int(trainer["reference_batch_size"]) // batch)
 
 
+# warmup_steps=auto: the smaller of this and a tenth of the run's steps (configs/trainer/default.yaml says why).
+AUTO_WARMUP_STEPS = 20
+
+
 def resolve_warmup(schedule: Mapping[str, Any], num_steps: int) -> int:
-    """Warmup steps: ``warmup_fraction`` of the run's steps (rounded) when set, so runs of different
-    lengths (a token budget at several batch sizes) warm up over the same share of training;
-    otherwise ``warmup_steps``."""
+    """Warmup steps of a run of ``num_steps`` steps under ``schedule`` (a config's or a record's
+    ``trainer.schedule``, old ones included): ``warmup_fraction`` of the steps (rounded) when set, so
+    runs of different lengths (a token budget at several batch sizes) warm up over the same share of
+    training; else ``warmup_steps``, where ``auto`` (the default) is the smaller of 20 steps and a tenth
+    of the run (rounded down), so a run of any length fits its warmup."""
     fraction = schedule.get("warmup_fraction")
-    return int(schedule["warmup_steps"]) if fraction is None else round(float(fraction) * num_steps)
+    if fraction is not None:
+        return round(float(fraction) * num_steps)
+    steps = schedule.get("warmup_steps", "auto")
+    if steps == "auto":
+        return min(AUTO_WARMUP_STEPS, num_steps // 10)
+    return int(steps)
 
 
 def _relation_problems(config: Mapping[str, Any]) -> list[Problem]:
@@ -319,8 +343,8 @@ def _relation_problems(config: Mapping[str, Any]) -> list[Problem]:
         setting = (f"warmup_steps={warmup}" if schedule.get("warmup_fraction") is None
                    else f"warmup_fraction={schedule['warmup_fraction']} ({warmup} steps)")
         found.append(Problem(keys, f"trainer.schedule.{setting} is not below the run's {num_steps} steps, so the lr "
-                                   f"would never reach its value; set trainer.schedule.warmup_steps below {num_steps} "
-                                   "(0: none) or trainer.schedule.warmup_fraction=0.1"))
+                                   f"would never reach its value; set trainer.schedule.warmup_steps=auto (a tenth of the run, "
+                                   f"at most 20 steps), below {num_steps} (0: none), or trainer.schedule.warmup_fraction=0.1"))
     model = task.get("model") if isinstance(task.get("model"), Mapping) else {}
     if "n_head" in model and "d_model" in model and model["d_model"] % model["n_head"]:
         found.append(Problem(("task.model.n_head", "task.model.d_model"),

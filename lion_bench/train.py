@@ -8,7 +8,8 @@
     lion-bench -m sweep=lr_ratio                     # a preset sweep (configs/sweep/); rerun to resume it
     lion-bench task=diabetes                         # a task from an installed package (lion-bench-tasks lists them)
 
-Each run's directory holds config.yaml, metrics.jsonl and run.json (see README). lion-bench --help
+Each run's directory (named by its trial id, so the same command finds it: resumed when interrupted,
+reported when done) holds config.yaml, metrics.jsonl and run.json (see docs/runs.md). lion-bench --help
 lists the config groups; bad input is refused with one line and exit status 2 before anything is written.
 """
 
@@ -24,30 +25,59 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lion_bench import command_line, user_tasks
+from lion_bench.command_line import shown_path
 from lion_bench.plan import plan_run
+from lion_bench.runs.errors import BadInput
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord
-from lion_bench.runs.errors import BadInput
 from lion_bench.runs.store import RUN_FILE, remove_unused_run_dir
-from lion_bench.sweeps.resume import objective, run_trial
+from lion_bench.sweeps.resume import (claim_trial, record_attempt, record_failure, record_result, run_record_mtime_ns,
+                                      run_trial, skip_if_done, trial_id_of)
 from lion_bench.trainer import train
 
 
+LINE_WIDTH = 100  # terminal lines; everything else is in the run's directory
+SHORT_UNITS = {"tokens": "tok"}
+
+
+def _rate(value: float) -> str:
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
+
+
 def summary_line(record: RunRecord) -> str:
-    """One line per run naming every hyperparameter an arm can change (lr, weight decay, betas, batch)."""
-    hyper = record.hyperparameters
+    """The run's line, at most LINE_WIDTH characters: status, arm (or optimizer), lr, weight decay when
+    on, the ratios where no arm names them, seed, the result, time and steady throughput. What does
+    not fit is left out: the step count first, then the ratios (run.json has everything)."""
+    hyper, options = record.hyperparameters, record.config.get("optimizer", {})
+    by_name = not record.arm  # an arm's name says its ratios
+    optional = {  # left out in this order when the line is too long
+        "steps": f"{record.steps} steps, ",
+        "wd_ratio": f" (base*{hyper['wd_multiplier']:g})" if by_name and hyper["wd_multiplier"] != 1 else "",
+        "lr_ratio": f" (base/{hyper['lr_divisor']:g})" if by_name and hyper["lr_divisor"] != 1 else "",
+        "speed": f", {_rate(record.train_tokens_per_s)} {SHORT_UNITS.get(record.unit, record.unit)}/s"
+                 if record.train_tokens_per_s else "",
+    }
     bpc = record.final.get("val_bpc")
-    metric = f" val bpc {bpc:.4f}" if isinstance(bpc, float) and math.isfinite(bpc) else ""
-    speed = f", {record.train_tokens_per_s:.0f} {record.unit}/s" if record.train_tokens_per_s else ""
-    options = record.config.get("optimizer", {})
+    if record.status.value == "diverged":
+        result = f"at step {record.diverged_at_step}"
+    elif math.isfinite(record.final_val_loss):
+        result = f"val loss {record.final_val_loss:.4f}"
+        result += f" ({bpc:.3f} bpc)" if isinstance(bpc, float) and math.isfinite(bpc) else ""
+    else:
+        result = "no val loss"
     flags = "".join(f" {flag}" for flag in ("cautious", "decoupled_weight_decay", "decay_vectors") if options.get(flag))
-    return (
-        f"[{record.status.value}] {record.task} {record.arm or record.optimizer} ({record.optimizer}) "
-        f"lr={hyper['lr']:.3g} (base/{hyper['lr_divisor']:g}) wd={hyper['weight_decay']:.3g} "
-        f"(base*{hyper['wd_multiplier']:g}) betas=({', '.join(f'{beta:g}' for beta in hyper['betas'])}){flags} "
-        f"batch={record.batch_size} seed={record.seed}: val loss {record.final_val_loss:.4f}{metric} | "
-        f"{record.steps} steps, {record.time_s['total']:.1f} s{speed}"
-    )
+
+    def line() -> str:
+        decay = f" wd={hyper['weight_decay']:.3g}{optional['wd_ratio']}" if hyper["weight_decay"] else ""
+        return (f"[{record.status.value}] {record.arm or record.optimizer} lr={hyper['lr']:.3g}{optional['lr_ratio']}"
+                f"{decay}{flags} seed {record.seed}: {result} | {optional['steps']}{record.time_s['total']:.1f} s"
+                f"{optional['speed']}")
+
+    for part in optional:
+        if len(line()) <= LINE_WIDTH:
+            break
+        optional[part] = ""
+    return line()
 
 
 def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:
@@ -57,23 +87,51 @@ def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:
     loggers = build_loggers(cfg, run_dir)
     record = train(cfg, run_dir, loggers, plan)
     print(summary_line(record))
-    print(f"run record: {run_dir / RUN_FILE}")
+    print(f"run record: {shown_path(run_dir / RUN_FILE)}")
     return record
 
 
 def run_task(cfg: DictConfig) -> float:
-    """Hydra's task function: one run, or one trial of a sweep. A plain module-level function (Hydra's
-    decorator wraps it below), so launchers that run trials in other processes can pickle it."""
+    """Hydra's task function: one run, or one trial of a sweep, each in the directory its trial id names. A
+    plain module-level function (Hydra's decorator wraps it below), so launchers that run trials in other
+    processes can pickle it."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if hydra_config.mode == RunMode.MULTIRUN:
         # A sweep trial: skipped if done or busy, resumed if not, failures recorded, not raised.
         return run_trial(cfg, run_dir, lambda: run_one(cfg, run_dir))
+    return run_single(cfg, run_dir)
+
+
+def run_single(cfg: DictConfig, run_dir: Path) -> float:
+    """A single run: like a sweep's trial (skipped if done, resumed if interrupted, its lock held), but a
+    failure or another process holding it exits 1, and bad input found once the task is built (what a
+    plugin's methods return) is one line, exit 2, with its directory removed."""
+    lock = claim_trial(run_dir)
+    if lock is None:
+        raise SystemExit(1)  # its line is out: who holds the run
     try:
-        return objective(run_one(cfg, run_dir))
-    except BadInput as error:  # found once the task is built (what a plugin's methods return): one line, exit 2
-        remove_unused_run_dir(run_dir, Path(cfg.output_root))
-        command_line.fail(str(error))
+        done = skip_if_done(run_dir, trial_id_of(cfg))
+        if done is not None:
+            print(f"run record: {shown_path(run_dir / RUN_FILE)} (done; to train it again: another seed=, or "
+                  "remove its directory)")
+            return done
+        before = run_record_mtime_ns(run_dir)
+        try:
+            record = run_one(cfg, run_dir)
+        except BadInput as error:
+            lock.release()
+            remove_unused_run_dir(run_dir, Path(cfg.output_root))
+            command_line.fail(str(error))
+        except KeyboardInterrupt:
+            record_attempt(run_dir, "interrupted")
+            raise
+        except Exception as error:
+            record_failure(cfg, run_dir, error, before)
+            raise SystemExit(1) from None  # its line is out: the error, and traceback.txt beside the record
+        return record_result(run_dir, record)
+    finally:
+        lock.release()
 
 
 hydra_main = hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")(run_task)

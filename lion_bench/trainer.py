@@ -10,6 +10,10 @@ No plain step waits for the GPU: losses stay on the device and are read at log s
 ``trainer.log_every``, each evaluation and step 1), where the divergence guard checks every step's
 loss since the last read. A diverged run therefore stops within ``log_every`` steps, and its record
 names the step. Checkpoints are copied to host memory and written by a background thread.
+
+Ctrl-C or SIGTERM (``runs.interrupts``) stops the loop between two steps: a checkpoint of that step is
+written (and waited for), then the record (status interrupted), and Interrupted says where the rerun
+resumes. A second signal stops it at once, keeping the last checkpoint written.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from tqdm.auto import tqdm
 
 from lion_bench.optimizers.registry import build_optimizer
 from lion_bench.optimizers.schedules import build_scheduler
-from lion_bench.plan import RunPlan, config_trial_id, plan_run
+from lion_bench.plan import RunPlan, config_trial_id, plan_run, with_resolved_warmup
+from lion_bench.runs import interrupts
 from lion_bench.runs.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointWriter,
@@ -43,7 +48,7 @@ from lion_bench.runs.checkpoint import (
 from lion_bench.runs.compile_cache import compile_failed_on_cache, set_aside_cache, use_compile_cache
 from lion_bench.runs.environment import environment
 from lion_bench.runs.errors import BadInput, Interrupted
-from lion_bench.runs.memory import PeakMemory
+from lion_bench.runs.memory import PeakMemory, release_freed_memory, reuse_freed_memory
 from lion_bench.runs.record import RunRecord, Status, now
 from lion_bench.runs.store import (
     RUN_FILE,
@@ -160,6 +165,7 @@ def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logge
     """Task, model, optimizer and schedule, and what the record learns from them."""
     device = plan.device
     trainer = cfg.trainer
+    reuse_freed_memory()  # before the peak is reset: earlier runs' freed memory is not this run's
     memory = PeakMemory(device)
     seed_everything(int(cfg.seed), device)
     task = build_task(cfg.task, batch_size=int(trainer.batch_size), seed=int(cfg.seed), device=device)
@@ -321,6 +327,12 @@ def maybe_checkpoint(run: Run, state: LoopState) -> None:
     by_time = plan.checkpoint_minutes > 0 and time.perf_counter() - run.last_checkpoint_at >= 60 * plan.checkpoint_minutes
     if state.step >= plan.num_steps or not (due(state.step, plan.checkpoint_every) or by_time):
         return
+    save_resume_point(run, state)
+    run.last_checkpoint_at = time.perf_counter()
+
+
+def save_resume_point(run: Run, state: LoopState) -> None:
+    """Start writing a checkpoint of this step (copied now, written in the background)."""
     if run.pending:  # every step before a resume point has passed the divergence guard
         read_losses(run, state)
     with timed(run, state, "checkpoint"):
@@ -333,7 +345,6 @@ def maybe_checkpoint(run: Run, state: LoopState) -> None:
             "rng": rng_states(run.device),
             "loop": {**asdict(state), "time_s": {**state.time_s, "total": run.elapsed(state)}},
         }, run.device)
-    run.last_checkpoint_at = time.perf_counter()
 
 
 def final_evaluation(run: Run, state: LoopState) -> dict[str, Any]:
@@ -392,8 +403,14 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
 
     Bad input raises BadInput before anything is written. If ``run_dir`` holds a checkpoint of the
     same trial, the run continues from it. A failure after setup began leaves a record saying so;
-    Ctrl-C or SIGTERM leaves one with status interrupted (and the checkpoint) and raises Interrupted."""
-    return run_loop(*start_run(cfg, run_dir, loggers, plan))
+    Ctrl-C or SIGTERM leaves one with status interrupted and a checkpoint of the step it stopped at,
+    and raises Interrupted."""
+    run, state = start_run(cfg, run_dir, loggers, plan)
+    try:
+        return run_loop(run, state)
+    finally:
+        del run  # the model, optimizer and data: freed now, so the memory they held goes back to the system
+        release_freed_memory()
 
 
 def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None
@@ -404,7 +421,7 @@ def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: 
     run_dir = Path(run_dir)
     plan = plan or plan_run(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
-    record = RunRecord.begin(config, config_trial_id(config))
+    record = RunRecord.begin(with_resolved_warmup(config), config_trial_id(config))
     try:
         run = build_run(cfg, plan, run_dir, loggers, record, started)
         state = resume(run)
@@ -422,38 +439,83 @@ def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: 
 
 
 def run_loop(run: Run, state: LoopState) -> RunRecord:
+    """Train from ``state`` to the last step and close the run. Ctrl-C or SIGTERM (``runs.interrupts``)
+    stops it between two steps, saved there; a second signal stops it at once."""
     run.attempt_first_step = state.step
     run.metrics = MetricsWriter(run.run_dir, append=run.record.resumed_from_step is not None)
-    run.checkpoints = CheckpointWriter(run.run_dir)
+    run.checkpoints = CheckpointWriter(run.run_dir, saved_step=run.record.resumed_from_step)
     run.progress = tqdm(total=run.plan.num_steps, initial=state.step, dynamic_ncols=True,
                         desc=f"{run.cfg.optimizer.name} {run.cfg.task.name}",
                         disable=None if run.plan.progress is None else not run.plan.progress)  # None: if not a tty
-    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    with interrupts.deferred():
+        try:
+            signum = train_steps(run, state)
+            final = final_evaluation(run, state) if signum is None else None
+        except Diverged as diverged:
+            return result_or_stop(run, state, close(run, state, Status.DIVERGED, diverged))
+        except KeyboardInterrupt as cut:
+            raise cut_short(run, state, cut) from None
+        except Exception:
+            close(run, state, Status.FAILED)
+            raise
+        if signum is not None:
+            raise stop_at_step(run, state, signum)
+        return result_or_stop(run, state, close(run, state, Status.FINISHED, final=final))
+
+
+def train_steps(run: Run, state: LoopState) -> int | None:
+    """Steps until the last, or until a signal asks to stop: then its number, at that step's end."""
+    run.model.train()
+    run.last_checkpoint_at = time.perf_counter()
+    while state.step < run.plan.num_steps:
+        if state.step == run.attempt_first_step and run.plan.compile:
+            with timed(run, state, "compile"):  # the first call compiles the model
+                first_compiled_step(run, state)
+        else:
+            train_step(run, state)
+        log_step(run, state)
+        maybe_checkpoint(run, state)
+        run.progress.update(1)
+        if interrupts.requested() is not None:
+            return interrupts.requested()
+    return None
+
+
+def _record_path(run: Run) -> str:
+    return str(run.run_dir / RUN_FILE)
+
+
+def stop_at_step(run: Run, state: LoopState, signum: int) -> Interrupted:
+    """A signal asked to stop and the loop is between two steps: write a checkpoint of this step now
+    (waiting for it) and the record (interrupted). What to raise says where the rerun resumes."""
+    interrupts.stopping()
     try:
-        run.model.train()
-        run.last_checkpoint_at = time.perf_counter()
-        while state.step < run.plan.num_steps:
-            if state.step == run.attempt_first_step and run.plan.compile:
-                with timed(run, state, "compile"):  # the first call compiles the model
-                    first_compiled_step(run, state)
-            else:
-                train_step(run, state)
-            log_step(run, state)
-            maybe_checkpoint(run, state)
-            run.progress.update(1)
-        final = final_evaluation(run, state)
-    except Diverged as diverged:
-        return close(run, state, Status.DIVERGED, diverged)
-    except KeyboardInterrupt as stop:
-        close(run, state, Status.INTERRUPTED)
-        raise Interrupted(getattr(stop, "signum", signal.SIGINT), state.step, str(run.run_dir / RUN_FILE)) from None
-    except Exception:
-        close(run, state, Status.FAILED)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-    return close(run, state, Status.FINISHED, final=final)
+        save_resume_point(run, state)
+        run.checkpoints.wait()
+        note = None
+    except Diverged as diverged:  # a step since the last read failed the divergence guard: a result
+        close(run, state, Status.DIVERGED, diverged)
+        return Interrupted(signum, state.step, _record_path(run), result=Status.DIVERGED.value)
+    except Exception as error:  # noqa: BLE001 - a full disk, a read-only directory: the line says so
+        note = f"the checkpoint could not be written ({type(error).__name__}: {error})"
+    close(run, state, Status.INTERRUPTED)
+    return Interrupted(signum, state.step, _record_path(run), resume_step=run.checkpoints.saved_step, note=note)
 
 
-def _raise_interrupt(signum, frame):
-    raise Interrupted(signum)
+def cut_short(run: Run, state: LoopState, cut: KeyboardInterrupt) -> Interrupted:
+    """A stop that did not wait for the step to end (a second signal, or a KeyboardInterrupt raised
+    by other code): the record says interrupted, and the resume point is the last checkpoint written."""
+    interrupts.stopping()
+    close(run, state, Status.INTERRUPTED)
+    signum = interrupts.requested() or getattr(cut, "signum", signal.SIGINT)  # the first signal's
+    return Interrupted(signum, state.step, _record_path(run),
+                       resume_step=run.checkpoints.saved_step, note="stopped at once, within a step")
+
+
+def result_or_stop(run: Run, state: LoopState, record: RunRecord) -> RunRecord:
+    """The run's record; if a signal came while it was closing, the result stands and the command stops."""
+    signum = interrupts.requested()
+    if signum is None:
+        return record
+    interrupts.stopping()
+    raise Interrupted(signum, state.step, _record_path(run), result=record.status.value)

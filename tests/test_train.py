@@ -114,8 +114,26 @@ def test_cli_default_task_writes_finished_record(tmp_path, optimizer):
     assert record["status"] == "finished" and record["steps"] == 20
     assert math.isfinite(record["final_val_loss"]) and math.isfinite(record["final_val_bpc"])
     assert record["optimizer"] == optimizer
-    assert "[finished]" in result.stdout and "val bpc" in result.stdout
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("[finished] ")]
+    assert line.startswith(f"[finished] {optimizer} lr=") and " bpc) | " in line and len(line) <= 100
+    assert ("(base/3) wd=0.3 seed 0: val loss" in line) if optimizer == "lion" else ("wd=0.1 seed 0: val loss" in line)
     assert (run_file.parent / "config.yaml").exists()
+
+
+def test_a_single_run_held_by_another_process_is_not_trained_twice(tmp_path):
+    """Single runs are named by their trial and locked like sweep trials: the same command while the
+    run is held elsewhere says so and exits 1, leaving the record as it was."""
+    from filelock import FileLock
+
+    overrides = ["task=quadratic", "trainer.max_steps=2", "seed=4"]
+    assert run_cli(tmp_path, *overrides).returncode == 0
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("quadratic_lion_seed4_")
+    before = (run_dir / "run.json").read_text()
+    with FileLock(str(run_dir / ".lock")):
+        held = run_cli(tmp_path, *overrides)
+    assert held.returncode == 1 and f"busy: {run_dir.name} is trained by another process" in held.stdout
+    assert (run_dir / "run.json").read_text() == before
 
 
 @pytest.mark.parametrize(
@@ -140,7 +158,7 @@ def test_cli_bad_input_fails_before_training_with_clear_message(tmp_path, overri
 def test_unknown_config_group_option_lists_choices(tmp_path):
     result = run_cli(tmp_path, "optimizer=sgd")
     assert result.returncode != 0
-    assert "Could not find 'optimizer/sgd'" in result.stderr and "adamw" in result.stderr and "lion" in result.stderr
+    assert "optimizer=sgd is not an option of optimizer; its options: adamw, lion" in result.stderr
 
 
 def test_run_record_is_readable_like_any_written_file(tmp_path):
@@ -181,6 +199,41 @@ def test_warmup_fraction_scales_with_the_run(steps, fraction, warmup):
 
     plan = plan_run(compose_config([f"trainer.max_steps={steps}", f"trainer.schedule.warmup_fraction={fraction}"]))
     assert plan.warmup_steps == warmup
+
+
+@pytest.mark.parametrize("schedule, steps, warmup", [
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 1, 0),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 9, 0),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 50, 5),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 199, 19),
+    ({"warmup_steps": "auto", "warmup_fraction": None}, 5000, 20),
+    ({"warmup_steps": "auto", "warmup_fraction": 0.25}, 40, 10),  # a fraction wins over auto
+    ({"warmup_steps": 20, "warmup_fraction": None}, 200, 20),  # a record's config from before auto
+    ({"warmup_steps": 7, "warmup_fraction": 0.5}, 10, 5),
+    ({"warmup_steps": 0}, 3, 0),  # older still: no warmup_fraction key
+])
+def test_resolve_warmup_reads_the_default_and_old_configs(schedule, steps, warmup):
+    from lion_bench.schema import resolve_warmup
+
+    assert resolve_warmup(schedule, steps) == warmup
+
+
+def test_the_default_warmup_is_the_same_trial_as_its_steps_named():
+    """auto resolves to 20 steps at 200 steps: sweep directories from before auto keep their trial ids."""
+    from lion_bench.plan import config_trial_id, resolved_config
+
+    def trial(*overrides):
+        return config_trial_id(resolved_config(compose_config(["sweep=quickstart", "arm=adamw", *overrides])))
+
+    assert trial() == trial("trainer.schedule.warmup_steps=20") != trial("trainer.schedule.warmup_steps=19")
+    assert trial("trainer.max_steps=50") == trial("trainer.max_steps=50", "trainer.schedule.warmup_steps=5")
+
+
+def test_a_record_holds_the_warmup_its_run_had(tmp_path):
+    """run.json's config says the steps auto resolved to, so any reader of records sees the warmup."""
+    record = train(compose_config(["task=quadratic", "trainer.max_steps=30", "trainer.progress=false"]), tmp_path)
+    assert record.config["trainer"]["schedule"]["warmup_steps"] == 3
+    assert read_record(tmp_path).config["trainer"]["schedule"]["warmup_steps"] == 3
 
 
 def test_text_task_final_numbers_over_the_whole_validation_split(tmp_path):

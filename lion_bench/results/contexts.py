@@ -174,25 +174,36 @@ def describe(fields: Mapping[str, Any]) -> str:
     return ", ".join(part for part in (" ".join(p for p in head if p), data, *rest) if part)
 
 
+def _differences(fields: Mapping[str, Any], differing: list[str]) -> list[str]:
+    parts = []
+    for key in differing:
+        value = fields.get(key)
+        if key in NAMED:
+            parts.append(NAMED[key](value) if value is not None else f"no {key}")
+        elif key == "budget":
+            parts.append(_length(fields))
+        elif key == "warmup":
+            parts.append(_warmup(fields))
+        else:
+            parts.append(f"{key.rsplit('.', 1)[-1]}={_value(value)}")
+    return parts
+
+
 def short_labels(setups: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Setup id -> what sets it apart from the other setups given (``bs64, 500 steps``); the task and
-    model when there is only one (or nothing differs)."""
-    keys = sorted({key for fields in setups.values() for key in fields})
-    differing = [key for key in keys if len({repr(fields.get(key)) for fields in setups.values()}) > 1]
-    labels = {}
+    """Setup id -> what sets it apart from the other setups given: the task and model when tasks differ
+    (``mlp``, ``text 6x512 ctx1024``), then what differs between the setups of the same task (``bs64, 500
+    steps``); the task and model alone for a setup that is its task's only one."""
+    by_task: dict[Any, dict[str, Mapping[str, Any]]] = {}
     for setup_id, fields in setups.items():
-        parts = []
-        for key in differing:
-            value = fields.get(key)
-            if key in NAMED:
-                parts.append(NAMED[key](value) if value is not None else f"no {key}")
-            elif key == "budget":
-                parts.append(_length(fields))
-            elif key == "warmup":
-                parts.append(_warmup(fields))
-            else:
-                parts.append(f"{key.rsplit('.', 1)[-1]}={_value(value)}")
-        labels[setup_id] = ", ".join(parts) or " ".join(p for p in (str(fields.get("task") or "?"), _model(fields)) if p)
+        by_task.setdefault(fields.get("task"), {})[setup_id] = fields
+    labels = {}
+    for task, group in by_task.items():
+        keys = sorted({key for fields in group.values() for key in fields})
+        differing = [key for key in keys if len({repr(fields.get(key)) for fields in group.values()}) > 1]
+        for setup_id, fields in group.items():
+            head = " ".join(p for p in (str(task or "?"), _model(fields)) if p)
+            parts = _differences(fields, differing)
+            labels[setup_id] = ", ".join(([head] if len(by_task) > 1 or not parts else []) + parts)
     return labels
 
 

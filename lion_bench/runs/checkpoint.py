@@ -137,15 +137,19 @@ def to_host(state: Any) -> Any:
 class CheckpointWriter:
     """Writes checkpoints of one run directory from a background thread, one at a time."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, saved_step: int | None = None):
         self.run_dir = Path(run_dir)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._step_in_flight: int | None = None
+        # The step of the last checkpoint known to be on disk (a resumed run's: the one it resumed from).
+        self.saved_step = saved_step
 
     def save(self, state: dict[str, Any], device: torch.device) -> None:
         """Snapshot ``state`` to host memory now and write it in the background. Waits first for the
         previous write, if one is still going (checkpoints are minutes apart, so it rarely is)."""
         self.wait()
+        self._step_in_flight = state.get("loop", {}).get("step")
         host_state = to_host(state)
         ready = None
         if device.type == "cuda":
@@ -168,6 +172,9 @@ class CheckpointWriter:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        step, self._step_in_flight = self._step_in_flight, None
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+        if step is not None:
+            self.saved_step = step

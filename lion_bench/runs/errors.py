@@ -21,18 +21,28 @@ class DamagedFile(UserWarning):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM stopped a run. The record says interrupted and the checkpoint is
-    kept, so rerunning the same command resumes it. ``exit_status`` is the shell's 128 + signal."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run. ``exit_status`` is the shell's 128 + signal.
 
-    def __init__(self, signum: int = signal.SIGINT, step: int | None = None, record_path: str | None = None):
+    Raised by the training loop, it says what was kept: the run stopped after ``step`` (None: before
+    training began), its record (status interrupted) is at ``record_path``, and rerunning the same
+    command resumes from ``resume_step`` (the checkpoint written at the stop, or an earlier one; None:
+    the trial starts again from step 0). ``note`` says why the stop was not saved at ``step`` (a second
+    signal cut a step, or the checkpoint could not be written); ``result`` is set instead when the run
+    ended as a result anyway (finished or diverged) before the stop took effect."""
+
+    def __init__(self, signum: int = signal.SIGINT, step: int | None = None, record_path: str | None = None,
+                 resume_step: int | None = None, note: str | None = None, result: str | None = None):
         super().__init__(signal.Signals(signum).name)
         self.signum = int(signum)
         self.step = step
         self.record_path = record_path
+        self.resume_step = resume_step
+        self.note = note
+        self.result = result
 
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
 
     def __reduce__(self):  # pickled whole (a launcher's worker process) rather than by its message
-        return type(self), (self.signum, self.step, self.record_path)
+        return type(self), (self.signum, self.step, self.record_path, self.resume_step, self.note, self.result)

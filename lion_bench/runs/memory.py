@@ -1,10 +1,15 @@
-"""Peak memory of one run, not of the process: trials of a multirun share a process, so the peak is
-reset when a run starts and read when it ends. And the memory a run can still allocate
-(``available_memory_bytes``), which ``plan.memory_problem`` compares with what the run needs."""
+"""Host and device memory of one run: its peak, not the process's (trials of a multirun share a process, so
+the peak is reset when a run starts and read when it ends); the memory a run can still allocate
+(``available_memory_bytes``, which ``plan.memory_problem`` compares with what the run needs); and freed
+memory kept for reuse within a run, so a training step does not pay page faults for memory the step before
+gave back (``reuse_freed_memory``)."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import resource
+import sys
 from pathlib import Path
 
 import torch
@@ -50,6 +55,53 @@ def available_memory_bytes(device: torch.device) -> int | None:
         if limit < 2**60:
             available = min(available, limit)
     return available
+
+
+# glibc's mallopt parameters (malloc.h) and the values set: its dynamic mmap threshold's own upper
+# bound, fixed; and freed memory kept up to 1 GiB at the top of the heap.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+TRIM_THRESHOLD_BYTES = 2**30
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # glibc's own symbol: another libc's mallopt means something else
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def reuse_freed_memory() -> bool:
+    """Give the memory earlier runs of this process freed back to the system (so this run's peak
+    resident set is its own), then have malloc keep what this run frees for reuse. Returns whether it
+    applied (glibc on Linux; elsewhere nothing changes).
+
+    Why: torch's CPU tensors come from malloc. glibc serves blocks above a threshold (128 KiB at
+    first) with fresh mmaps and unmaps them on free, raising the threshold only as it sees larger
+    blocks freed, so each step's activations were new pages, each a page fault on first touch, until
+    the threshold caught up: about 1,000 faults per step for the first ~30 steps of a process's first
+    trial of sweep=quickstart, none after. Where a first touch is dear (a fresh virtual machine) that
+    made the first trial many times slower than the rest. With the threshold fixed and freed memory
+    kept, only the first step touches new memory."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and
+                libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
+def release_freed_memory() -> None:
+    """Give what malloc keeps freed back to the system (a run's end): the next run's checks of the
+    memory available, and other processes, see it free."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _high_water_mark_bytes() -> int | None:

@@ -111,11 +111,12 @@ def write_failure(run_dir: Path, record: RunRecord) -> None:
 
 
 def remove_unused_run_dir(run_dir: Path, root: Path) -> None:
-    """Remove ``run_dir`` when it holds nothing but Hydra's copy of the config (``.hydra``): a run
+    """Remove ``run_dir`` when it holds nothing but Hydra's copy of the config (``.hydra``) and the run's
+    lock (``.lock``, released): a run
     refused as bad input after Hydra made its directory leaves nothing behind. Parents that become
     empty go too, up to ``root`` included."""
     run_dir, root = Path(run_dir).resolve(), Path(root).resolve()
-    if not run_dir.is_dir() or not {path.name for path in run_dir.iterdir()} <= {".hydra"}:
+    if not run_dir.is_dir() or not {path.name for path in run_dir.iterdir()} <= {".hydra", ".lock"}:
         return
     shutil.rmtree(run_dir)
     for parent in run_dir.parents:

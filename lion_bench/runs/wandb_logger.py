@@ -73,7 +73,8 @@ def _hydra_output_dir() -> str | None:
 
 def run_id(run_dir: Path) -> str:
     """A W&B run id that is the same for every attempt at the run in ``run_dir`` (a sweep trial's
-    directory holds its trial id; a single run's its start time) and differs between directories."""
+    directory holds its trial id, and since single runs are named by theirs too, so does a single run's)
+    and differs between directories."""
     return hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
 
 

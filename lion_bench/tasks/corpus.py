@@ -18,13 +18,20 @@ _SKIPPED_STDLIB_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 
 
 def stdlib_files() -> list[Path]:
+    """The standard library's ``.py`` files in sorted path order (walked once per process: a sweep's
+    trials each ask several times, and the tree does not change while Python runs)."""
+    return list(_stdlib_files())
+
+
+@functools.lru_cache(maxsize=1)
+def _stdlib_files() -> tuple[Path, ...]:
     root = Path(sysconfig.get_paths()["stdlib"])
     files = []
     for directory, subdirectories, names in os.walk(root):
         # Prune in place so os.walk never descends into installed packages.
         subdirectories[:] = [name for name in subdirectories if name not in _SKIPPED_STDLIB_DIRS]
         files.extend(Path(directory, name) for name in names if name.endswith(".py"))
-    return sorted(files, key=lambda path: path.relative_to(root).as_posix())
+    return tuple(sorted(files, key=lambda path: path.relative_to(root).as_posix()))
 
 
 def read_files(files: list[Path], max_bytes: int | None) -> bytes:

@@ -19,8 +19,7 @@ from omegaconf import OmegaConf
 from sweep_cli import FAST, run_sweep, trial_records
 
 from compose import compose_config
-from lion_bench.plan import trial_context
-from lion_bench.runs.identity import trial_dir_name
+from lion_bench.plan import config_trial_dir_name
 from lion_bench.sweeps.launcher import group_jobs, packing_key
 from lion_bench.sweeps.resume import LOCK_FILE, read_attempts
 
@@ -29,7 +28,7 @@ PACKED = ["hydra/launcher=packed"]
 
 def trial_name(*overrides: str) -> str:
     config = OmegaConf.to_container(compose_config(list(overrides)), resolve=True)
-    return trial_dir_name(config, trial_context(config))
+    return config_trial_dir_name(config)
 
 
 def test_the_launcher_presets_compose():

@@ -12,10 +12,9 @@ import pytest
 from compose import InterruptAt, compose_config
 from sweep_cli import FAST, run_sweep, trial_records
 
-from lion_bench.plan import resolved_config, trial_context
+from lion_bench.plan import config_trial_dir_name, resolved_config
 from lion_bench.runs.checkpoint import CHECKPOINT_FILE
 from lion_bench.runs.errors import DamagedFile
-from lion_bench.runs.identity import trial_dir_name
 from lion_bench.runs.store import METRICS_FILE, RUN_FILE, read_record, write_record
 from lion_bench.sweeps.resume import read_attempts, run_trial, trial_id_of
 from lion_bench.trainer import train
@@ -74,7 +73,7 @@ def test_a_checkpoint_of_another_trial_is_set_aside_and_the_trial_starts_from_st
 
 def trial_dir_of(overrides: list[str]) -> str:
     config = resolved_config(compose_config(overrides))
-    return trial_dir_name(config, trial_context(config))
+    return config_trial_dir_name(config)
 
 
 def test_a_sweep_into_directories_of_another_sweep_trains_its_own_trials(tmp_path):

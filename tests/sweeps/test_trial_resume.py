@@ -9,6 +9,7 @@ import torch
 from compose import TINY_TEXT, InterruptAt, compose_config
 
 from lion_bench.runs.checkpoint import CHECKPOINT_FILE
+from lion_bench.runs.errors import DamagedFile
 from lion_bench.runs.record import RunRecord, Status
 from lion_bench.runs.store import RUN_FILE, read_metrics, read_record, write_record
 from lion_bench.sweeps.resume import read_attempts, run_trial, trial_id_of
@@ -86,7 +87,8 @@ def test_run_trial_skips_only_results(tmp_path, status, runs):
                                      ""])
 def test_run_trial_reruns_a_record_that_does_not_validate(tmp_path, content):
     (tmp_path / RUN_FILE).write_text(content)
-    value = run_trial(compose_config(["task=quadratic"]), tmp_path, lambda: result_record("finished", 0.25))
+    with pytest.warns(DamagedFile, match="kept as run.json.damaged, the trial runs again"):
+        value = run_trial(compose_config(["task=quadratic"]), tmp_path, lambda: result_record("finished", 0.25))
     assert value == 0.25 and read_attempts(tmp_path)[-1]["outcome"] == "finished"
 
 

@@ -128,7 +128,8 @@ def schedule_cosine_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
         by_schedule = {name: g for name, g in group.groupby("schedule")}
         if "cosine" not in by_schedule or "inverse_sqrt" not in by_schedule:
             continue
-        context = Context(group_id, ("cosine vs inverse_sqrt",), (("setup_without_schedule", group_id),))
+        context = Context(group_id, (f"{group['task'].iloc[0]}: cosine vs inverse_sqrt",),
+                          (("setup_without_schedule", group_id),))
         sources = sorted(set(by_schedule["cosine"]["source"]) | set(by_schedule["inverse_sqrt"]["source"]))
         cosine, rsqrt = gains(by_schedule["cosine"], settings.metric), gains(by_schedule["inverse_sqrt"],
                                                                              settings.metric)
