@@ -61,13 +61,23 @@ def notes(cell: Cell) -> str:
 
 
 # --- the answer ------------------------------------------------------------------------------------
-def _best(facts: dict) -> str:
+def _best(facts: dict, picks: list) -> str:
+    """The arm chosen (the one the answer seeds ran, or the most chosen over the left-out seeds), and how many
+    grid lrs came within 1% of the best on the seeds the choice was made on."""
     if not facts:
         return "-"
+    lr, wd = picks[0] if len(picks) == 1 else (facts["lr"], facts["wd"])
     near = facts.get("near") or []
     span = f"; {len(near)} of {len(facts['lrs'])} lrs within 1%" if near else ""
-    edge = " (grid edge)" if facts.get("at_edge") else ""
-    return f"lr {short_number(facts['lr'])}{edge}, wd {short_number(facts['wd'])}{span}"
+    edge = " (grid edge)" if lr in (facts["lrs"][0], facts["lrs"][-1]) and len(facts["lrs"]) > 1 else ""
+    return f"lr {short_number(lr)}{edge}, wd {short_number(wd)}{span}"
+
+
+def _relative(cell: Cell) -> str:
+    reference = cell.facts.get("reference", math.nan)
+    if not (math.isfinite(cell.effect) and math.isfinite(reference) and reference):
+        return "-"
+    return f"{100 * cell.effect / reference:+.1f}% of AdamW's {short_number(reference)}"
 
 
 ROLE_ORDER = {PRIMARY: 0, EXPLORATORY: 1, MEASURED: 2, NOT_JUDGED: 3}
@@ -90,9 +100,9 @@ def answer_frame(families: list[Family]) -> pd.DataFrame:
         rows.append({
             "family": cell.family, "context": cell.label,
             "answer": f"**{cell.answer}**" if cell.role == PRIMARY else verdict_text(cell),
-            "Lion - AdamW, final loss": effect_text(cell), "n": cell.n,
-            "Lion at its best": _best(cell.facts.get("lion", {})),
-            "AdamW at its best": _best(cell.facts.get("adamw", {})),
+            "Lion - AdamW, final loss": effect_text(cell), "relative": _relative(cell), "n": cell.n,
+            "Lion at its best": _best(cell.facts.get("lion", {}), cell.facts.get("picks", {}).get("lion", [])),
+            "AdamW at its best": _best(cell.facts.get("adamw", {}), cell.facts.get("picks", {}).get("adamw", [])),
             "notes": notes(cell) or (f"~{cell.seeds_needed} seeds would decide it" if cell.seeds_needed else ""),
         })
     return pd.DataFrame(rows)

@@ -162,7 +162,9 @@ def judge_family(name: str, runs: pd.DataFrame, curves: pd.DataFrame, protocol: 
     primary: list[Cell] = []
     if protocol is not None:
         primary = [question_cell(question, protocol, runs, curves) for question in protocol.questions]
-        taken = {(cell.claim.key, cell.context) for cell in primary}
+        # A question's cell replaces its exploratory twin; where the question could not be judged (its runs
+        # were not all there), the twin stays, shown as exploratory, so what did run is still visible.
+        taken = {(cell.claim.key, cell.context) for cell in primary if not untestable(cell)}
         explored = [cell for cell in explored if (cell.claim.key, cell.context) not in taken]
     else:
         primary = [cell for cell in explored if not cell.claim.measured]

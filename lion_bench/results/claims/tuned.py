@@ -75,8 +75,12 @@ def judge_pair(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series
     lion_values, lion_picks, _ = held_out_values(lion_runs, settings.metric, settings.selection_seeds,
                                                  settings.answer_seeds)
     paired = pair(lion_values, adamw_values, (LION, ADAMW), sources)
-    facts = {"adamw": tuneability(adamw_runs, settings.metric), "lion": tuneability(lion_runs, settings.metric),
-             "picks": {"adamw": sorted(set(adamw_picks)), "lion": sorted(set(lion_picks))}, "selection": how}
+    chosen_on = (lambda runs: runs[runs["seed"].isin(settings.selection_seeds)]) if settings.selection_seeds \
+        else (lambda runs: runs)  # tuneability on the seeds the choice was made on
+    facts = {"adamw": tuneability(chosen_on(adamw_runs), settings.metric),
+             "lion": tuneability(chosen_on(lion_runs), settings.metric),
+             "picks": {"adamw": sorted(set(adamw_picks)), "lion": sorted(set(lion_picks))}, "selection": how,
+             "reference": paired.reference_mean}
     cell = Cell(claim, context, sources=sorted(set(sources)), facts=facts, read=identity)
     cell.detail = "; ".join([describe_tuneability(ADAMW, facts["adamw"]), describe_tuneability(LION, facts["lion"]),
                              f"selection: {how}"])
