@@ -126,8 +126,8 @@ def test_quickstart_runs_each_optimizers_grid_on_the_text_task(tmp_path):
     assert all(record["task"] == "text" and record["status"] == "finished" and record["steps"] == 4
                for record in records.values())
     lrs = {(record["optimizer"], record["hyperparameters"]["lr"]) for record in records.values()}
-    # AdamW at base.lr x {0.5, 1, 2}; Lion at base.lr / {1, 3, 10}: updates 2-4 at AdamW's base lr, and a grid each.
-    assert sorted(lr for name, lr in lrs if name == "adamw") == pytest.approx([2.5e-3, 5e-3, 1e-2])
+    # AdamW at base.lr x {1/4, 1/2, 1}; Lion at base.lr / {1, 3, 10}: updates 2-4 at AdamW's base lr, a grid each.
+    assert sorted(lr for name, lr in lrs if name == "adamw") == pytest.approx([1.25e-3, 2.5e-3, 5e-3])
     assert sorted(lr for name, lr in lrs if name == "lion") == pytest.approx([5e-4, 5e-3 / 3, 5e-3])
 
 
