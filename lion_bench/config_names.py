@@ -26,7 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, ValueType
 from omegaconf import DictConfig, OmegaConf
 
-from lion_bench import schema
+import lion_bench.schema as schema
 
 CONFIG_PACKAGE = "lion_bench.configs"
 # Groups whose keys depend on the option chosen, and the schema of each option's ``name``.

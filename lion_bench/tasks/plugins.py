@@ -32,7 +32,7 @@ from typing import Any, Mapping
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from lion_bench import schema
+import lion_bench.schema as schema
 from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import TASK_API_VERSION, Task
 
