@@ -58,7 +58,9 @@ def records_and_verdicts(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.Dat
 
 
 def sweep_command(sweep: str, task: str, overrides: Sequence[str], output_root: Path) -> list[str]:
-    """The lion-bench command line ``run_sweep`` runs (this interpreter, ``python -m lion_bench.train``)."""
+    """The lion-bench command line ``run_sweep`` runs (this interpreter, ``python -m lion_bench.train``; run
+    with PYTHONSAFEPATH=1, so that a ``lion_bench`` source directory in the working directory does not shadow
+    the installed package, as with the ``lion-bench`` command)."""
     for name, value in (("sweep", sweep), ("task", task)):
         if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
             raise ValueError(f"{name} must be a preset or task name (letters, digits, _ . -), got {value!r}")
@@ -90,7 +92,7 @@ def run_sweep(sweep: str, task: str = "text", overrides: Sequence[str] = (), out
     started = time.time()
     lines = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as process:
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"}) as process:
         for line in process.stdout:
             lines.append(line)
             if verbose:

@@ -20,7 +20,8 @@ SWEEP = ["arm=adamw,lion_div3", "seed=0", "trainer.max_steps=3", "trainer.schedu
 
 def test_the_api_returns_what_the_command_line_records(tmp_path):
     command = subprocess.run([sys.executable, "-m", "lion_bench.train", "-m", "sweep=lr_ratio", "task=quadratic",
-                              f"output_root={tmp_path / 'cli'}", *SWEEP], capture_output=True, text=True, timeout=600)
+                              f"output_root={tmp_path / 'cli'}", *SWEEP], capture_output=True, text=True, cwd=tmp_path,
+                             timeout=600)
     assert command.returncode == 0, command.stderr
     expected = {}
     for path in (tmp_path / "cli" / "sweeps" / "lr_ratio").glob("*/run.json"):

@@ -24,10 +24,10 @@ except metadata.PackageNotFoundError:
 COMMAND = [sys.executable, "-m", "lion_bench.train"]
 
 
-def test_the_example_task_is_listed():
+def test_the_example_task_is_listed(tmp_path):
     rows = {row[0]: row for row in task_rows()}
     assert rows["diabetes"][1:3] == ("lion-bench-diabetes", "0.1.0") and "diabetes table" in rows["diabetes"][3]
-    shown = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, timeout=300)
+    shown = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     [task_line] = [line for line in shown.stdout.splitlines() if line.startswith("task: ")]
     assert "diabetes" in task_line.removeprefix("task: ").split(", ")
 
