@@ -416,7 +416,7 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
 def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None
               ) -> tuple[Run, LoopState]:
     """Setup of ``train``: the run built (and resumed from its checkpoint, if any) and its config
-    written; the loop is not started. Packed trials (``packed_trainer``) start each member this way."""
+    written; the loop is not started. Packed trials (``sweeps/packed.py``) start each member this way."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     plan = plan or plan_run(cfg)

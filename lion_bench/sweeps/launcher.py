@@ -4,7 +4,7 @@
     lion-bench -m sweep=lr_grid hydra/launcher=workers                         # 4 processes share the GPU
     lion-bench -m sweep=lr_grid hydra/launcher=packed hydra.launcher.workers=2 # 2 processes, each packs 4
 
-``pack`` (trials trained as one batched model by ``packed_trainer``) and ``workers`` (processes, each
+``pack`` (trials trained as one batched model by ``sweeps/packed.py``) and ``workers`` (processes, each
 taking the next group of trials as it finishes one) combine; ``gpus`` spreads the workers over GPUs.
 Trials can share a pack when the batched forward pass is the same for all: the same task, data and model
 (``task`` but its AdamW reference and evaluation settings; no dropout), micro-batch (``trainer.batch_size``,
@@ -51,7 +51,7 @@ from hydra.core.utils import (
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from lion_bench.packed_trainer import train_packed
+from lion_bench.sweeps.packed import train_packed
 from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import RunRecord

@@ -143,22 +143,27 @@ def test_first_schema_records_are_converted():
 
 
 def test_nothing_below_the_trainer_imports_it():
-    """Data flows one way: the run-record layer, sweeps and the report never import the trainer (or
-    the entry point); the report side and the run-record layer never import sweeps."""
+    """Data flows one way (../shared/DESIGN.md's layers): the run-record layer, tasks, optimizers and the
+    report never import the trainer (or the entry point); the trainer never imports sweeps, which sit above
+    it (skips, resume, launchers, packed trials); sweeps never import the entry point or the report; the
+    report side and the run-record layer never import sweeps."""
     package = Path(lion_bench.__file__).parent
-    forbidden = {"runs": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.results",
-                          "lion_bench.plan", "lion_bench.schema", "lion_bench.command_line"),
-                 "sweeps": ("lion_bench.trainer", "lion_bench.train", "lion_bench.results", "lion_bench.command_line"),
-                 "results": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.plan",
-                             "lion_bench.command_line"),
-                 "tasks": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results"),
-                 "optimizers": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results", "lion_bench.runs")}
+    forbidden = {"runs/*.py": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.results",
+                               "lion_bench.plan", "lion_bench.schema", "lion_bench.command_line"),
+                 "trainer.py": ("lion_bench.train", "lion_bench.sweeps", "lion_bench.results",
+                                "lion_bench.command_line"),
+                 "sweeps/*.py": ("lion_bench.train", "lion_bench.results", "lion_bench.command_line"),
+                 "results/**/*.py": ("lion_bench.trainer", "lion_bench.train", "lion_bench.sweeps", "lion_bench.plan",
+                                     "lion_bench.command_line"),
+                 "tasks/*.py": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results"),
+                 "optimizers/*.py": ("lion_bench.trainer", "lion_bench.sweeps", "lion_bench.results",
+                                     "lion_bench.runs")}
     found = []
-    for layer, names in forbidden.items():
-        for path in sorted((package / layer).glob("*.py")):
+    for pattern, names in forbidden.items():
+        for path in sorted(package.glob(pattern)):
             for node in ast.walk(ast.parse(path.read_text())):
                 modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
                 found += [f"{path.relative_to(package)} imports {module}" for module in modules
-                          if module.startswith(names)]
+                          if any(module == name or module.startswith(f"{name}.") for name in names)]
     assert found == []

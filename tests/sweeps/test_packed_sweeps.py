@@ -1,7 +1,7 @@
 """The packed and workers launchers (hydra/launcher=packed|workers, lion_bench/sweeps/launcher.py): which
 trials share a pack, and the sweep's rules kept: a pack never trains a trial another process holds
 (busy) or one already done (skipped), reports only what it trained, and a failing trial fails alone.
-That a packed trial records what it records alone is tests/test_packed_trainer.py."""
+That a packed trial records what it records alone is tests/sweeps/test_packed.py."""
 
 from __future__ import annotations
 

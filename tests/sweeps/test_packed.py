@@ -1,4 +1,4 @@
-"""Packed trials (lion_bench/packed_trainer.py): several runs trained as one batched model record what
+"""Packed trials (lion_bench/sweeps/packed.py): several runs trained as one batched model record what
 each would record alone. The reference is the same trial run alone by the trainer; every metrics row
 is compared (CPU, float tolerance: the batched kernels sum in another order)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from compose import TINY_TEXT, InterruptAt, compose_config
-from lion_bench.packed_trainer import train_packed
+from lion_bench.sweeps.packed import train_packed
 from lion_bench.runs.errors import Interrupted
 from lion_bench.runs.record import RunRecord, Status
 from lion_bench.trainer import train
