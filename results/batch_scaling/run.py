@@ -4,6 +4,7 @@ arm on the answer seeds (C), choosing arms with the report's own rule
 (``lion_bench.results.claims.selection.best_arm``: the lowest mean final val loss over the selection seeds).
 
     python results/batch_scaling/run.py --batch 1024 256 64 16 --corpus /tmp/data/pydoc_html.txt --until $END
+    python results/batch_scaling/run.py --scale cpu --corpus pydoc_html.txt           # the smaller width, on CPU
     python results/batch_scaling/run.py --plan          # what has run and what is left, nothing started
 
 Every phase is ``lion-bench -m`` started ``--workers`` times on one sweep directory (the per-trial locks split
@@ -30,25 +31,35 @@ from lion_bench.results.load import load_local
 STUDY = Path(__file__).resolve().parent
 SELECTION, ANSWER = (0, 1), (2, 3, 4, 5, 6)
 BATCHES = (1024, 256, 64, 16)
-REFERENCE_BATCH, REFERENCE_STEPS = 16, 4096  # 16 x 4096 sequences of 256 bytes: 16.8M tokens per run
-# lr = base / divisor, base = 1e-3 * sqrt(batch / 16); each grid extends by a factor 2 outward, twice at most.
+REFERENCE_BATCH = 16
+# lr = base / divisor, base = BASE_LR * sqrt(batch / 16); each grid extends by a factor 2 outward, twice at most.
 DIVISORS = {"adamw": (4.0, 2.0, 1.0, 0.5), "lion": (24.0, 12.0, 6.0, 3.0)}
 WEIGHT_DECAYS = {"adamw": (0.1, 0.3), "lion": (1.0, 3.0)}  # beyond 0 (phase A); extends x3 upward, twice at most
 MAX_EXTENSIONS = 2
 ARMS = {"adamw": "adamw_grid", "lion": "lion_own_grid"}
-WORKERS = {1024: 1, 256: 2, 64: 2, 16: 3}  # processes per optimizer sharing the GPU (large batches fill it alone)
-SETTING = ["task=text", "task.data.max_bytes=null", "task.model.seq_len=256", "task.model.d_model=512",
-           "task.model.n_layer=6", "task.model.n_head=8", "task.eval.num_windows=512", "task.eval.batch_size=128",
-           "trainer.budget=tokens", f"trainer.reference_batch_size={REFERENCE_BATCH}",
-           f"trainer.max_steps={REFERENCE_STEPS}", "trainer.grad_clip=0.5", "trainer.compile=false",
-           "trainer.schedule.warmup_fraction=0.1", "trainer.eval_every=100000", "trainer.log_every=16",
-           "trainer.checkpoint_minutes=0"]
+COMMON = ["task=text", "task.data.max_bytes=null", "task.eval.num_windows=512", "trainer.budget=tokens",
+          f"trainer.reference_batch_size={REFERENCE_BATCH}", "trainer.grad_clip=0.5", "trainer.compile=false",
+          "trainer.schedule.warmup_fraction=0.1", "trainer.eval_every=100000", "trainer.log_every=16",
+          "trainer.checkpoint_minutes=0"]
+# Two scales, each its own study directory and protocol: "gpu" (study 3, results/batch_scaling) and "cpu"
+# (the same procedure at a smaller width, results/batch_scaling_cpu). WORKERS: processes per optimizer.
+SCALES = {
+    "gpu": {"study": STUDY, "base_lr": 1e-3, "workers": {1024: 1, 256: 2, 64: 2, 16: 3},
+            # 16 x 4096 sequences of 256 bytes: 16.8M tokens per run
+            "setting": ["task.model.seq_len=256", "task.model.d_model=512", "task.model.n_layer=6",
+                        "task.model.n_head=8", "task.eval.batch_size=128", "trainer.max_steps=4096"]},
+    "cpu": {"study": STUDY.parent / "batch_scaling_cpu", "base_lr": 4e-3, "workers": {1024: 1, 256: 1, 64: 1, 16: 1},
+            # 16 x 1024 sequences of 64 bytes: 1.05M tokens per run
+            "setting": ["task.model.seq_len=64", "task.model.d_model=64", "task.model.n_layer=2",
+                        "task.model.n_head=2", "task.eval.batch_size=256", "trainer.max_steps=1024", "device=cpu"]},
+}
+BASE_LR = 1e-3  # the scale's (main sets it)
 RUNS = STUDY / "runs"
 EXTRA: list[str] = []  # --extra: more overrides for every phase (a dry run at a tiny size)
 
 
 def base_lr(batch: int) -> float:
-    return 1e-3 * math.sqrt(batch / REFERENCE_BATCH)
+    return BASE_LR * math.sqrt(batch / REFERENCE_BATCH)
 
 
 def seeds(values) -> str:
@@ -207,27 +218,29 @@ def plan() -> None:
 
 
 def main() -> int:
-    global RUNS
+    global RUNS, BASE_LR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, nargs="+", default=list(BATCHES), choices=BATCHES)
     parser.add_argument("--corpus", type=Path, help="the python3.11-doc HTML corpus (README: Data)")
     parser.add_argument("--workers", type=int, help="lion-bench processes per optimizer and phase (default: by batch size)")
     parser.add_argument("--until", type=float, default=float("inf"), help="stop before this time (epoch seconds)")
-    parser.add_argument("--runs-dir", type=Path, default=STUDY / "runs", help="where the sweep directories go")
+    parser.add_argument("--scale", choices=SCALES, default="gpu", help="gpu: study 3; cpu: results/batch_scaling_cpu")
+    parser.add_argument("--runs-dir", type=Path, help="where the sweep directories go (default: the study's runs/)")
     parser.add_argument("--extra", action="append", default=[], help="more overrides for every phase (a dry run)")
     parser.add_argument("--plan", action="store_true", help="print what has run and exit")
     args = parser.parse_args()
-    RUNS = args.runs_dir.resolve()
+    scale = SCALES[args.scale]
+    RUNS, BASE_LR = (args.runs_dir or scale["study"] / "runs").resolve(), scale["base_lr"]
     EXTRA.extend(args.extra)
     if args.plan:
         plan()
         return 0
     if args.corpus is None or not args.corpus.is_file():
         parser.error("--corpus PATH is needed: the python3.11-doc HTML corpus (README: Data)")
-    setting = [*SETTING, f"task.data.path={args.corpus.resolve()}"]
+    setting = [*COMMON, *scale["setting"], f"task.data.path={args.corpus.resolve()}"]
     try:
         for batch in args.batch:
-            run_batch(batch, args.workers or WORKERS[batch], args.until, setting)
+            run_batch(batch, args.workers or scale["workers"][batch], args.until, setting)
     except Deadline:
         print(f"[{time.strftime('%H:%M:%S')}] stopped at the deadline; run again to go on", flush=True)
         return 3
