@@ -17,7 +17,7 @@ import pandas as pd
 from lion_bench.results.claims.base import (ADAMW, ADAMW_BETTER, EQUIVALENT, LION, LION_BETTER, YES_SUPPORTS, Cell,
                                             Series, Settings, not_judged, optimizer_parts, pair, series_of, wd_part)
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY, LARGE_BATCH
-from lion_bench.results.claims.selection import arm_grid, grid_edge, held_out_values
+from lion_bench.results.claims.selection import arm_grid, edges_line, grid_edge, held_out_values
 from lion_bench.results.contexts import Context
 from lion_bench.results.format import interval, short_number
 from lion_bench.results.stats import ABOVE, BELOW, MIN_SEEDS, AllOf, Paired, ThreeWay, Threshold, t_interval
@@ -79,8 +79,9 @@ def judge(setup: str, batches: list[int], adamw: Series, adamw_runs: pd.DataFram
         if paired.n < MIN_SEEDS and not any(paired.diverged):
             skipped.append(f"bs{batch}: too few seeds (n = {paired.n})")
             continue
-        edges += [f"bs{batch}: {edge}" for edge in (grid_edge(ADAMW, adamw_picks, arm_grid(a, settings.metric)[0]),
-                                                      grid_edge(LION, lion_picks, arm_grid(b, settings.metric)[0])) if edge]
+        for name, picks, arms in ((ADAMW, adamw_picks, a), (LION, lion_picks, b)):
+            edge = grid_edge(name, picks, arm_grid(arms, settings.metric)[0])
+            edges += [f"bs{batch}: {edge}"] if edge else []
         per_batch[batch] = (ThreeWay(paired, settings.margin * paired.reference_mean, f"Lion - AdamW at bs{batch}"),
                             sorted({lr for lr, _ in adamw_picks}), sorted({lr for lr, _ in lion_picks}))
         advantages[batch] = {seed: adamw_values[seed] - lion_values[seed] for seed in
@@ -95,7 +96,7 @@ def judge(setup: str, batches: list[int], adamw: Series, adamw_runs: pd.DataFram
                       "advantage (AdamW - Lion) per doubling of the batch, per seed")
     parts = [(slope, grows)] + [(per_batch[batch][0], not_worse) for batch in sorted(large)]
     test = AllOf(parts, slope, slope.effect_name)
-    return Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources, edge=next(iter(edges), ""),
+    return Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources, edge=edges_line(edges),
                 facts={"batches": sorted(per_batch), "advantages": advantages})
 
 

@@ -21,7 +21,7 @@ from lion_bench.results.claims.base import (INSIDE_SUPPORTS, Cell, Series, Setti
                                             series_of, wd_part)
 from lion_bench.results.claims.catalogue import (CLAIM_BY_KEY, RATIO_RANGE, STRENGTH_RANGE, TEN_NOT_THREE,
                                                  WD_INDEPENDENCE)
-from lion_bench.results.claims.selection import grid_edge, seed_list, shared_seeds
+from lion_bench.results.claims.selection import edges_line, grid_edge, seed_list, shared_seeds
 from lion_bench.results.contexts import Context
 from lion_bench.results.format import short_number
 from lion_bench.results.stats import (MIN_FIT, MIN_SEEDS, NUM_BOOTSTRAP, Bootstrap, bootstrap_optima, fit_optimum,
@@ -112,13 +112,14 @@ def judge_lr(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series, 
     if not seeds:
         return [not_judged(claim, context, "no seed ran at every grid lr of both optimizers", sources)
                 for claim in claims]
-    edge = ""
+    edges = []
     for who, (xs, _) in grids.items():
         found = estimates[who]
         if found.at_edge and math.isfinite(found.log_value):
             best = xs[int(np.argmin(np.abs(xs - found.log_value)))]
             fixed = adamw.fixed if who == "AdamW" else lion.fixed
-            edge = edge or grid_edge(who, [(10 ** best, fixed)], [(10 ** x, fixed) for x in xs])
+            edges.append(grid_edge(who, [(10 ** best, fixed)], [(10 ** x, fixed) for x in xs]))
+    edge = edges_line(edges)
     unfitted = [who for who, found in estimates.items()
                 if not found.fitted and not (found.at_edge and math.isfinite(found.log_value))]
     if unfitted and not edge:
@@ -183,7 +184,7 @@ def wd_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
         grids = {who: arm_matrix(arms, seeds, settings.metric) for who, arms in (("AdamW", adamw), ("Lion", lion))}
         everything = np.arange(len(seeds))
         point = {who: best_of(*grid_of, everything) for who, grid_of in grids.items()}
-        edge = next(filter(None, (grid_edge(who, [point[who]], grids[who][0]) for who in grids)), "")
+        edge = edges_line(grid_edge(who, [point[who]], grids[who][0]) for who in grids)
 
         def product_ratio(lion_arm, adamw_arm) -> float:
             a, b = adamw_arm[0] * adamw_arm[1], lion_arm[0] * lion_arm[1]
@@ -223,11 +224,13 @@ def decoupled_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
         grids = [grid(by_lr[lr], "wd_key", seeds, settings.metric) for lr in (low_lr, high_lr)]
         fit = all(len(xs) >= 4 for xs, _ in grids)
         estimates = [fit_optimum(xs, mean_losses(losses, np.arange(len(seeds))), fit) for xs, losses in grids]
-        edge = ""
+        edges = []
         for lr, (xs, _), found in zip((low_lr, high_lr), grids, estimates):
             if found.at_edge and math.isfinite(found.log_value):
                 best = xs[int(np.argmin(np.abs(xs - found.log_value)))]
-                edge = edge or grid_edge(f"Lion (lr {short_number(lr)})", [(lr, 10 ** best)], [(lr, 10 ** x) for x in xs])
+                edges.append(grid_edge(f"Lion (lr {short_number(lr)})", [(lr, 10 ** best)],
+                                       [(lr, 10 ** x) for x in xs]))
+        edge = edges_line(edges)
         draws = bootstrap_optima(grids, fit=fit)
         ratios = 10 ** (draws[:, 1] - draws[:, 0])
         estimate = 10 ** (estimates[1].log_value - estimates[0].log_value)

@@ -92,16 +92,24 @@ def _at(value: float, grid: list[float]) -> int | None:
 
 
 def grid_edge(name: str, picks, arms) -> str:
-    """Why a best arm ``picks`` chose from ``arms`` ((lr, wd) pairs) is no optimum, in one line, or "" when
-    every pick lies inside its grid (weight decay 0 at the bottom is the parameter's bound, not an edge)."""
+    """Why a best arm ``picks`` chose from ``arms`` ((lr, wd) pairs) is no optimum, in one line ("" when every
+    pick lies inside its grid); weight decay 0 at the bottom is the parameter's bound, not an edge."""
     lrs = sorted({float(lr) for lr, _ in arms})
     wds = sorted({float(wd) for _, wd in arms})
+    found = []
     for lr, wd in sorted(set(picks)):
         side = _at(lr, lrs)
         if side is not None:
-            return f"best {name} lr {short_number(lr)} is the {'top' if side > 0 else 'bottom'} of its grid: extend the grid"
+            found.append(f"best {name} lr {short_number(lr)} is the {'top' if side > 0 else 'bottom'} of its grid")
         side = _at(wd, wds)
         if side is not None and (side > 0 or wd > 0):
-            return (f"best {name} weight decay {short_number(wd)} is the {'top' if side > 0 else 'bottom'} of its "
-                    "grid: extend the grid")
-    return ""
+            found.append(f"best {name} weight decay {short_number(wd)} is the {'top' if side > 0 else 'bottom'} of "
+                         "its grid")
+    return edges_line(found)
+
+
+def edges_line(edges) -> str:
+    """Edges found, as one line that says what to do."""
+    edges = list(dict.fromkeys(edge.removesuffix(": extend the grids").removesuffix(": extend the grid")
+                               for edge in edges if edge))
+    return f"{'; '.join(edges)}: extend the grid{'s' if len(edges) > 1 else ''}" if edges else ""

@@ -20,7 +20,8 @@ from lion_bench.results.claims.base import (ADAMW, ADAMW_BETTER, EQUIVALENT, LIO
                                             Settings, YES_SUPPORTS, identity, not_judged, optimizer_parts, pair,
                                             series_of, too_few)
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY
-from lion_bench.results.claims.selection import arm_grid, grid_edge, held_out_values, seed_list, shared_seeds
+from lion_bench.results.claims.selection import (arm_grid, edges_line, grid_edge, held_out_values, seed_list,
+                                                 shared_seeds)
 from lion_bench.results.contexts import Context
 from lion_bench.results.format import short_number
 from lion_bench.results.stats import AllOf, ThreeWay
@@ -96,8 +97,8 @@ def judge_pair(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series
         return cell
     margin = settings.margin * paired.reference_mean
     cell.test = ThreeWay(paired, margin, "final loss Lion - AdamW (each tuned)")
-    cell.edge = (grid_edge(ADAMW, adamw_picks, arm_grid(adamw_runs, settings.metric)[0])
-                 or grid_edge(LION, lion_picks, arm_grid(lion_runs, settings.metric)[0]))
+    cell.edge = edges_line([grid_edge(ADAMW, adamw_picks, arm_grid(adamw_runs, settings.metric)[0]),
+                            grid_edge(LION, lion_picks, arm_grid(lion_runs, settings.metric)[0])])
     cell.facts["margin"] = margin
     return cell
 
@@ -150,7 +151,7 @@ def update5_cells(tuned: list[Cell], runs: pd.DataFrame) -> list[Cell]:
     sources = sorted({source for task in language + negative_tasks for source in by_task[task][0].sources})
     test = AllOf(parts, by_task[language[0]][0].test, effect_name=f"tuned Lion - AdamW on {language[0]}")
     detail = "; ".join(f"{task}: {by_task[task][0].detail.split(';')[0]}" for task in language + negative_tasks)
-    edge = next((f"{task}: {by_task[task][0].edge}" for task in language + negative_tasks if by_task[task][0].edge), "")
+    edge = edges_line(f"{task}: {by_task[task][0].edge}" for task in language + negative_tasks if by_task[task][0].edge)
     return [Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources, edge=edge,
                  facts={"tasks": language + negative_tasks})]
 

@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from lion_bench.results.claims.base import (ABOVE_SUPPORTS, ADAMW, BELOW_SUPPORTS, INSIDE_SUPPORTS, LION, MATCH_FACTOR, Cell,
-                                            Settings, better_supports, metric_values, not_judged, one_per_seed,
-                                            pair, pair_runs, reading, too_few)
+from lion_bench.results.claims.base import (ABOVE_SUPPORTS, ADAMW, BELOW_SUPPORTS, INSIDE_SUPPORTS, LION,
+                                            MATCH_FACTOR, Cell, Settings, better_supports, metric_values, not_judged,
+                                            one_per_seed, pair, pair_runs, reading, too_few)
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY, SPIKE_FRACTION, STATE_RATIO, STATE_TOLERANCE
 from lion_bench.results.claims.curves import Curves
-from lion_bench.results.claims.selection import arm_grid, grid_edge, held_out_values
+from lion_bench.results.claims.selection import arm_grid, edges_line, grid_edge, held_out_values
 from lion_bench.results.contexts import Context, fields_id, without
 from lion_bench.results.format import interval, short_number
 from lion_bench.results.stats import Measured, Paired, SignTest, ThreeWay, Threshold, t_interval
@@ -127,7 +127,7 @@ def gains(runs: pd.DataFrame, metric: str) -> tuple[dict[int, float], str]:
         values, picks, _ = held_out_values(arms, metric)
         chosen[name] = (values, grid_edge(name, picks, arm_grid(arms, metric)[0]))
     (adamw, adamw_edge), (lion, lion_edge) = chosen[ADAMW], chosen[LION]
-    return {seed: adamw[seed] - lion[seed] for seed in set(adamw) & set(lion)}, adamw_edge or lion_edge
+    return {seed: adamw[seed] - lion[seed] for seed in set(adamw) & set(lion)}, edges_line([adamw_edge, lion_edge])
 
 
 def schedule_cosine_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
@@ -145,8 +145,8 @@ def schedule_cosine_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
         seeds = sorted(s for s in set(cosine) & set(rsqrt) if math.isfinite(cosine[s]) and math.isfinite(rsqrt[s]))
         paired = Paired(np.array([cosine[s] - rsqrt[s] for s in seeds]), names=("cosine", "inverse_sqrt"),
                         sources=sources)
-        edge = next((f"{name}: {edge}" for name, edge in (("cosine", cosine_edge), ("inverse_sqrt", rsqrt_edge))
-                     if edge), "")
+        edge = edges_line(f"{name}: {edge}" for name, edge in (("cosine", cosine_edge), ("inverse_sqrt", rsqrt_edge))
+                          if edge)
         cell = Cell(claim, context, read=ABOVE_SUPPORTS, sources=sources, edge=edge,
                     detail=f"gain AdamW - Lion: cosine {interval(*t_interval([cosine[s] for s in seeds]))}, "
                            f"inverse_sqrt {interval(*t_interval([rsqrt[s] for s in seeds]))} (95%)")
@@ -238,8 +238,9 @@ def memory_cells(runs: pd.DataFrame) -> list[Cell]:
         elif state:
             test = Measured(ratio, (STATE_RATIO - STATE_TOLERANCE, STATE_RATIO + STATE_TOLERANCE), num_runs,
                             "optimizer state bytes Lion / AdamW")
-            cell = Cell(claim, context, test, INSIDE_SUPPORTS, sources=sources,
-                        detail=f"{state}; state bytes only: none of the {num_runs} records holds its own peak memory")
+            why = (f"{num_with} of {num_runs} records hold their own peak, no seed ran both optimizers with one "
+                   "kind of it" if num_with else f"none of the {num_runs} records holds its own peak memory")
+            cell = Cell(claim, context, test, INSIDE_SUPPORTS, sources=sources, detail=f"{state}; state bytes only: {why}")
         else:
             continue
         cells.append(cell)
