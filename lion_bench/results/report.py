@@ -348,7 +348,9 @@ def terminal_summary(families: list[Family]) -> list[str]:
     for family in families:
         kind = (f"protocol, {len(family.protocol.questions)} questions" if family.protocol else "no protocol")
         lines.append(_fit(f"{family.name} ({kind}; Holm over its {family.num_tests} tests):"))
-        shown = [cell for cell in family.cells if cell.role == PRIMARY or cell.question]
+        # Without a protocol every cell is primary: one withheld for a grid edge is shown with its reason.
+        shown = [cell for cell in family.cells
+                 if cell.role == PRIMARY or cell.question or (cell.edge and family.protocol is None)]
         shown += [cell for cell in family.cells if cell.role == MEASURED][:1]
         if not any(cell.claim.key == "tuned" for cell in shown):
             shown = [cell for cell in family.cells if cell.claim.key == "tuned" and cell.context.setup != "-"][:1] + shown

@@ -10,19 +10,20 @@ from synthetic_runs import bowl, judged, only, write_run
 
 from lion_bench.results.claims.base import NOT_JUDGED, PRIMARY
 from lion_bench.results.claims.selection import grid_edge
+from lion_bench.results.cli import main
 
 ADAMW_LRS = [3e-4, 1e-3, 3e-3, 1e-2]  # AdamW's best 2e-3 inside
 SEEDS = 4
 
 
-def write_lr_grids(root, lion_lrs, lion_best=1e-4):
+def write_lr_grids(root, lion_lrs, lion_best=1e-4, task="synthetic"):
     """AdamW around 2e-3, Lion on ``lion_lrs`` around ``lion_best``, weight decay 0.1 for both."""
     for seed in range(SEEDS):
         shared = 0.01 * (seed % 2) + 0.002 * ((seed * 7) % 3 - 1)
         for lr in ADAMW_LRS:
-            write_run(root, "adamw", seed, bowl(lr, 2e-3) + shared, base_lr=lr)
+            write_run(root, "adamw", seed, bowl(lr, 2e-3) + shared, base_lr=lr, task=task)
         for lr in lion_lrs:
-            write_run(root, "lion", seed, bowl(lr, lion_best) + 0.1 + shared, base_lr=lr)
+            write_run(root, "lion", seed, bowl(lr, lion_best) + 0.1 + shared, base_lr=lr, task=task)
 
 
 def test_a_best_lr_at_the_bottom_of_its_grid_is_not_judged(tmp_path):
@@ -106,3 +107,15 @@ def test_update7_with_a_best_lr_at_its_grid_edge_is_not_judged(tmp_path):
     cell = only(judged(tmp_path), "update7", judged_only=False)
     assert cell.role == NOT_JUDGED and math.isfinite(cell.effect)
     assert cell.reason == "bs256: best AdamW lr 0.01 is the top of its grid: extend the grid"
+
+
+def test_the_report_shows_an_edge_answer_as_not_judged_with_its_effect(tmp_path, capsys):
+    write_lr_grids(tmp_path / "runs", [3e-4, 1e-3, 3e-3, 1e-2], task="mlp")  # Lion's best below its grid
+    write_lr_grids(tmp_path / "runs", [3e-5, 1e-4, 3e-4, 1e-3], task="text")  # inside
+    assert main([str(tmp_path / "runs"), "-o", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "not judged     best Lion lr 3e-4 is the bottom of its grid" in printed  # cut at 100 characters
+    answer = (tmp_path / "out" / "report.md").read_text().split("## Verdicts")[0]
+    rows = {line.split("|")[2].split()[0]: line for line in answer.splitlines() if "each at its best" in line}
+    assert "not judged" in rows["mlp"] and "(95%, exploratory)" in rows["mlp"] and "extend the grid" in rows["mlp"]
+    assert "**AdamW better**" in rows["text"]
