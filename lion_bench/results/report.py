@@ -15,7 +15,7 @@ from lion_bench.results.claims.base import EXPLORATORY, MEASURED, NOT_JUDGED, PR
 from lion_bench.results.claims.catalogue import CLAIMS
 from lion_bench.results.claims.judge import Family
 from lion_bench.results.contexts import describe
-from lion_bench.results.format import count, interval, level, p_value, short_number
+from lion_bench.results.format import count, interval, level, p_value, plain, short_number
 from lion_bench.results.plots import Figure, make_plots
 from lion_bench.results.render import render
 from lion_bench.results.stats import INCONCLUSIVE, MIN_SEEDS, Bootstrap, Measured, SignTest
@@ -255,6 +255,7 @@ def arms_frame(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({"optimizer": row.optimizer, "lr": lr, "weight decay": short_number(row.weight_decay),
                      "betas": row.betas, "seeds": row.num_seeds, "diverged": row.num_diverged,
                      "final val loss [95%]": _loss(row, "final_val_loss"), "final val bpc": _loss(row, "final_val_bpc"),
+                     "mean on the seeds every arm ran": f"{plain(row.final_val_loss_shared_mean, 4)} ({row.shared_seeds})",
                      f"{row.unit or 'tokens'}/s (steady, median)": speed})
     return pd.DataFrame(rows)
 

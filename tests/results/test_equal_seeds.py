@@ -69,3 +69,17 @@ def test_shared_seeds_and_held_out_values_on_unequal_arms():
     # Named selection seeds: arms compared on exactly those.
     values, picks, how = held_out_values(runs, "final_val_loss", [0, 1], [2])
     assert picks == [(1e-3, 0.0)] and values == {2: 3.0} and how == "chosen on seeds 0,1"
+
+
+def test_the_arms_table_shows_each_arm_on_the_seeds_every_arm_ran(tmp_path):
+    from lion_bench.results.load import load_local
+    from lion_bench.results.tables import summarize
+
+    write_wd_study(tmp_path)
+    runs, _ = load_local([tmp_path])
+    summary = summarize(runs).set_index(["optimizer", "lr_key", "wd_key"])
+    extra = summary.loc[("lion", 4e-4, 1.5)]
+    assert extra["num_seeds"] == 8 and extra["shared_seeds"] == "0,1,2"
+    # Over its 8 seeds it looks best; over the 3 every arm ran it is not.
+    assert extra["final_val_loss_mean"] < summary.loc[("lion", 4e-4, 0.5), "final_val_loss_mean"]
+    assert extra["final_val_loss_shared_mean"] > summary.loc[("lion", 4e-4, 0.5), "final_val_loss_shared_mean"]
