@@ -252,10 +252,11 @@ def arms_frame(summary: pd.DataFrame) -> pd.DataFrame:
             speed = count(row.train_tokens_per_s)
             if row.throughput_spread > THROUGHPUT_SPREAD:
                 speed += f" (runs differ {row.throughput_spread:.2g}x: not comparable)"
+        shared = f"{plain(row.final_val_loss_shared_mean, 4)} ({row.shared_seeds})"
         rows.append({"optimizer": row.optimizer, "lr": lr, "weight decay": short_number(row.weight_decay),
                      "betas": row.betas, "seeds": row.num_seeds, "diverged": row.num_diverged,
                      "final val loss [95%]": _loss(row, "final_val_loss"), "final val bpc": _loss(row, "final_val_bpc"),
-                     "mean on the seeds every arm ran": f"{plain(row.final_val_loss_shared_mean, 4)} ({row.shared_seeds})",
+                     "mean on the seeds every arm ran": shared,
                      f"{row.unit or 'tokens'}/s (steady, median)": speed})
     return pd.DataFrame(rows)
 

@@ -82,7 +82,8 @@ def test_a_best_weight_decay_of_0_is_an_optimum(tmp_path):
 
 def test_a_lowest_weight_decay_above_0_is_an_edge():
     arms = [(1e-3, 0.1), (1e-3, 0.3), (1e-3, 1.0)]
-    assert grid_edge("Lion", [(1e-3, 0.1)], arms) == "best Lion weight decay 0.1 is the bottom of its grid: extend the grid"
+    bottom = "best Lion weight decay 0.1 is the bottom of its grid: extend the grid"
+    assert grid_edge("Lion", [(1e-3, 0.1)], arms) == bottom
     assert grid_edge("Lion", [(1e-3, 0.3)], arms) == ""
     assert grid_edge("Lion", [(1e-3, 0.0)], [(1e-3, 0.0), *arms]) == ""
     # Several edges make one line; one value swept nowhere is no edge.

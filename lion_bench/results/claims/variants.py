@@ -240,7 +240,8 @@ def memory_cells(runs: pd.DataFrame) -> list[Cell]:
                             "optimizer state bytes Lion / AdamW")
             why = (f"{num_with} of {num_runs} records hold their own peak, no seed ran both optimizers with one "
                    "kind of it" if num_with else f"none of the {num_runs} records holds its own peak memory")
-            cell = Cell(claim, context, test, INSIDE_SUPPORTS, sources=sources, detail=f"{state}; state bytes only: {why}")
+            cell = Cell(claim, context, test, INSIDE_SUPPORTS, sources=sources,
+                        detail=f"{state}; state bytes only: {why}")
         else:
             continue
         cells.append(cell)
