@@ -125,6 +125,11 @@ def run_row(record: RunRecord, source: str) -> dict[str, Any]:
         "schedule": schedule.get("name"),
         "final_fraction": _number(schedule.get("final_fraction")),
         "optimizer_state_bytes": _number(record.optimizer_state_bytes),
+        # This run's peak device memory (NaN where not recorded) and what it measures (cuda_allocated,
+        # rss_since_run_start, process_max_rss); a packed trial's is its pack's.
+        "peak_memory_bytes": _number(record.peak_memory_bytes),
+        "peak_memory_kind": record.peak_memory_kind,
+        "packed_members": int(((record.environment.get("packed") or {}).get("members")) or 1),
         "state_dtype": (record.config.get("optimizer") or {}).get("state_dtype"),
         # Steady-state training throughput; NaN in records written before it was measured.
         "train_tokens_per_s": _number(record.train_tokens_per_s),

@@ -87,7 +87,7 @@ def loss_vs_lr(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
     plt = _pyplot()
     summary = summarize(runs)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    adamw = summary[summary["optimizer_family"] == "adamw"].sort_values("final_val_loss_mean")
+    adamw = summary[summary["optimizer_family"] == "adamw"].sort_values("final_val_loss_shared_mean")
     reference = adamw["lr"].iloc[0] if len(adamw) else math.nan
     top = summary["final_val_loss_mean"].max()
     for (optimizer, weight_decay, betas), arms in summary.groupby(["optimizer", "wd_key", "betas"], sort=True):
@@ -98,8 +98,9 @@ def loss_vs_lr(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
         name = f"{optimizer}, wd {short_number(weight_decay)}, betas {betas}"
         line = axis.errorbar(arms["lr"], mean, yerr=errors, marker="o", capsize=3, label=name)
         colour = line[0].get_color()
-        if np.isfinite(mean).any():
-            best = int(np.nanargmin(mean))
+        compared = arms["final_val_loss_shared_mean"].to_numpy()  # on the seeds every arm of the line ran
+        if np.isfinite(compared).any():
+            best = int(np.nanargmin(np.where(np.isfinite(compared), compared, np.nan)))
             axis.scatter([arms["lr"].iloc[best]], [mean[best]], s=160, facecolors="none", edgecolors=colour)
         diverged = arms[arms["num_diverged"] > 0]
         if len(diverged):
@@ -113,7 +114,7 @@ def loss_vs_lr(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
     axis.set_xscale("log")
     _log_ticks(axis, summary["lr"])
     _loss_axis(axis, runs, "final val loss, mean and 95% CI")
-    note = " (Lion: /k = AdamW's best lr / k; rings: each line's best)"
+    note = " (Lion: /k = AdamW's best lr / k; rings: each line's best on the seeds every arm ran)"
     return _save(plt, figure, axis, path, "learning rate (resolved, log scale)", f"{title}{note}")
 
 

@@ -15,7 +15,7 @@ from lion_bench.results.claims.base import EXPLORATORY, MEASURED, NOT_JUDGED, PR
 from lion_bench.results.claims.catalogue import CLAIMS
 from lion_bench.results.claims.judge import Family
 from lion_bench.results.contexts import describe
-from lion_bench.results.format import count, interval, level, p_value, short_number
+from lion_bench.results.format import count, interval, level, p_value, plain, short_number
 from lion_bench.results.plots import Figure, make_plots
 from lion_bench.results.render import render
 from lion_bench.results.stats import INCONCLUSIVE, MIN_SEEDS, Bootstrap, Measured, SignTest
@@ -33,7 +33,7 @@ def effect_text(cell: Cell) -> str:
     if isinstance(cell.test, Measured):
         return short_number(cell.effect)
     shown = interval(cell.effect, cell.low, cell.high, sign=not ratio)
-    if cell.role == EXPLORATORY:
+    if cell.role in (EXPLORATORY, NOT_JUDGED):  # not judged with an effect: a best arm at its grid's edge
         return f"{shown} (95%, exploratory)"
     return f"{shown} ({level(cell.alpha)})" if math.isfinite(cell.alpha) else shown
 
@@ -89,7 +89,7 @@ def tuned_cells(families: list[Family]) -> list[Cell]:
     found = []
     for family in families:
         mine = [cell for cell in family.cells if cell.claim.key == "tuned" and cell.context.setup != "-"]
-        judged = [cell for cell in mine if cell.judged]
+        judged = [cell for cell in mine if cell.judged or cell.edge]
         found += sorted(judged or mine, key=lambda cell: (ROLE_ORDER[cell.role], cell.label))
     return found
 
@@ -129,7 +129,7 @@ def answer_figures(families: list[Family], figures: list[Figure]) -> tuple[list[
 def claims_frame(family: Family) -> pd.DataFrame:
     rows = []
     for cell in family.cells:
-        if cell.claim.key == "tuned" or (cell.role == NOT_JUDGED and not cell.question):
+        if cell.claim.key == "tuned" or (cell.role == NOT_JUDGED and not cell.question and not cell.edge):
             continue
         rows.append({
             "claim": f"**{cell.claim.name}**", "context": cell.label, "answer": answer_text(cell),
@@ -212,7 +212,19 @@ def rules(min_steps: int) -> list[str]:
         "the losses that picked it.",
         "- **Ratios of optima**: a quadratic in log value over >= 4 grid points around each best point; bootstrap "
         "over seeds (one draw for both optimizers), each draw's vertex moved by the fit's own standard error; grids "
-        "tied to each other (Lion's = AdamW's / k) are not judged; a best point at a grid's edge is not an optimum.",
+        "tied to each other (ratio space: Lion at AdamW's grid lrs / k, one k other than 1) are not judged; two "
+        "grids of their own (absolute lrs, the same or not, or each optimizer's own divisors of one base lr) "
+        "measure the ratio.",
+        "- **Equal seeds.** Arms of a grid are compared on the same seeds: the selection seeds where named, else "
+        "the seeds every arm ran (an arm that also ran the answer seeds is never a mean over more seeds set "
+        "against means over fewer); each cell says which.",
+        "- **Grid edges.** A best arm at either end of its lr grid, at the top of its weight-decay grid, or at its "
+        "bottom when that is above 0, is no optimum: every claim resting on it is not judged (\"best Lion lr X is "
+        "the bottom of its grid: extend the grid\"), its effect shown as exploratory. Weight decay 0 is the "
+        "parameter's bound, not an edge: a best arm at 0 is an optimum.",
+        "- **Memory**: peak device memory of each record (its own: the CUDA allocator's, or the CPU's resident set "
+        "since the run started; not a packed trial's), Lion - AdamW paired by seed within one setup and kind of "
+        "peak; optimizer state bytes beside it.",
         "- **Crossings**: per seed, the last step (and tokens) where the two curves change order, interpolated "
         "between evaluations; the median and the range over seeds.",
         f"- **Toy scale**: a context with runs shorter than {min_steps:,} steps (`--min-steps`) is marked.",
@@ -240,9 +252,11 @@ def arms_frame(summary: pd.DataFrame) -> pd.DataFrame:
             speed = count(row.train_tokens_per_s)
             if row.throughput_spread > THROUGHPUT_SPREAD:
                 speed += f" (runs differ {row.throughput_spread:.2g}x: not comparable)"
+        shared = f"{plain(row.final_val_loss_shared_mean, 4)} ({row.shared_seeds})"
         rows.append({"optimizer": row.optimizer, "lr": lr, "weight decay": short_number(row.weight_decay),
                      "betas": row.betas, "seeds": row.num_seeds, "diverged": row.num_diverged,
                      "final val loss [95%]": _loss(row, "final_val_loss"), "final val bpc": _loss(row, "final_val_bpc"),
+                     "mean on the seeds every arm ran": shared,
                      f"{row.unit or 'tokens'}/s (steady, median)": speed})
     return pd.DataFrame(rows)
 
@@ -336,7 +350,9 @@ def terminal_summary(families: list[Family]) -> list[str]:
     for family in families:
         kind = (f"protocol, {len(family.protocol.questions)} questions" if family.protocol else "no protocol")
         lines.append(_fit(f"{family.name} ({kind}; Holm over its {family.num_tests} tests):"))
-        shown = [cell for cell in family.cells if cell.role == PRIMARY or cell.question]
+        # Without a protocol every cell is primary: one withheld for a grid edge is shown with its reason.
+        shown = [cell for cell in family.cells
+                 if cell.role == PRIMARY or cell.question or (cell.edge and family.protocol is None)]
         shown += [cell for cell in family.cells if cell.role == MEASURED][:1]
         if not any(cell.claim.key == "tuned" for cell in shown):
             shown = [cell for cell in family.cells if cell.claim.key == "tuned" and cell.context.setup != "-"][:1] + shown

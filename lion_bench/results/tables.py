@@ -6,9 +6,11 @@ import math
 
 import pandas as pd
 
+from lion_bench.results.claims.selection import seed_list, shared_seeds
 from lion_bench.results.stats import t_interval
 
 ARM_KEYS = ["family", "setup", "optimizer", "lr_key", "wd_key", "betas"]
+SERIES_KEYS = ["family", "setup", "optimizer", "betas"]  # an optimizer's grid: the arms compared with each other
 # Per-arm values every run of the arm shares (the setup fixes them) or that describe it.
 CARRIED = ["task", "optimizer_family", "lr", "weight_decay", "base_lr", "base_weight_decay", "lr_divisor",
            "wd_multiplier", "batch_size", "planned_steps", "warmup_steps", "budget", "schedule", "device_type",
@@ -20,7 +22,9 @@ THROUGHPUT_SPREAD = 1.2  # an arm whose runs' throughputs differ by more than th
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per arm: seeds, divergences, mean/std/95% CI of each loss over finished runs, tokens, and the steady
     training throughput (median of its runs, flagged when they differ by more than 20%: a first trial's
-    start-up, a busy machine)."""
+    start-up, a busy machine); and the mean final loss over the seeds every arm of its grid ran, the one arms
+    are compared by (an arm with extra seeds is not a mean over more seeds than the others)."""
+    shared = {key: shared_seeds(grid) for key, grid in runs.groupby(SERIES_KEYS, sort=True, dropna=False)}
     rows = []
     for key, arm in runs.groupby(ARM_KEYS, sort=True, dropna=False):
         finished = arm[arm["status"] == "finished"]
@@ -38,6 +42,12 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["train_tokens_per_s"] = float(speeds.median()) if len(speeds) else math.nan
         row["throughput_spread"] = float(speeds.max() / speeds.min()) if len(speeds) > 1 else 1.0
         row["seeds"] = ",".join(str(seed) for seed in sorted(arm["seed"].unique()))
+        seeds = shared[tuple(row[column] for column in SERIES_KEYS)]
+        compared = finished[finished["seed"].isin(seeds)]["final_val_loss"].dropna()
+        diverged = bool((arm["seed"].isin(seeds) & (arm["status"] == "diverged")).any())
+        row["shared_seeds"] = seed_list(seeds)
+        row["final_val_loss_shared_mean"] = (math.inf if diverged else float(compared.mean()) if len(compared)
+                                             else math.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 

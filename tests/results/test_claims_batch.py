@@ -7,7 +7,7 @@ from synthetic_runs import bowl, judged, only, write_run
 from lion_bench.results.claims.base import CONTRADICTED, SUPPORTED
 from lion_bench.results.claims.selection import held_out_values
 
-LRS = [3e-4, 1e-3, 3e-3, 1e-2]
+LRS = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]  # every best lr inside (AdamW's at batch 256 is 8e-3)
 SEEDS = 4
 
 

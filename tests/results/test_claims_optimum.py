@@ -12,14 +12,15 @@ from lion_bench.results.claims.base import CONTRADICTED, SUPPORTED
 ADAMW_LRS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 
 
-def write_grids(root, adamw_best, lion_best, lion_lrs, seeds=4):
+def write_grids(root, adamw_best, lion_best, lion_lrs, seeds=4, lion_divisor=1.0, adamw_lrs=ADAMW_LRS):
+    """Both optimizers on lr grids; Lion's lrs written as base lr / ``lion_divisor`` (1: absolute lrs)."""
     for seed in range(seeds):
         shared = 0.01 * (seed % 2)
-        for index, lr in enumerate(ADAMW_LRS):
+        for index, lr in enumerate(adamw_lrs):
             write_run(root, "adamw", seed, bowl(lr, adamw_best) + shared + 0.003 * ((seed + index) % 3 - 1), base_lr=lr)
         for index, lr in enumerate(lion_lrs):
             write_run(root, "lion", seed, bowl(lr, lion_best) + shared + 0.003 * ((seed + 2 * index) % 3 - 1),
-                      base_lr=lr)
+                      base_lr=lr * lion_divisor, divisor=lion_divisor)
 
 
 LION_LRS = [2e-5, 5e-5, 1.25e-4, 3.1e-4, 7.8e-4, 2e-3]  # its own grid (factor 2.5), not AdamW's / k
@@ -47,15 +48,30 @@ def test_a_ratio_outside_is_contradicted(tmp_path):
 
 
 def test_tied_grids_build_the_ratio_in_and_are_not_judged(tmp_path):
-    write_grids(tmp_path, 2e-3, 4e-4, [lr / 3 for lr in ADAMW_LRS])
+    # Ratio space (sweep=lr_grid): Lion at each of AdamW's grid lrs / 3, one divisor for every point.
+    write_grids(tmp_path, 2e-3, 4e-4, [lr / 3 for lr in ADAMW_LRS], lion_divisor=3.0)
     cell = only(judged(tmp_path), "paper_lr", judged_only=False)
     assert not cell.judged and "Lion's grid is AdamW's / 3" in cell.reason
+
+
+SHARED_LRS = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]  # one absolute grid holding both optima
+
+
+@pytest.mark.parametrize("adamw_lrs, lion_lrs", [(SHARED_LRS, SHARED_LRS), (ADAMW_LRS, [lr / 3 for lr in ADAMW_LRS])],
+                         ids=["the same lrs", "AdamW's lrs / 3"])
+def test_absolute_grids_measure_the_ratio_even_when_alike(tmp_path, adamw_lrs, lion_lrs):
+    # Absolute lrs for both (Lion at base lr / 1), independent of each other: whether Lion ran AdamW's own
+    # lrs or lrs a factor 3 below them, nothing ties the two optima, so the ratio (5) is judged.
+    write_grids(tmp_path, 2e-3, 4e-4, lion_lrs, adamw_lrs=adamw_lrs)
+    cell = only(judged(tmp_path), "paper_lr")
+    assert cell.verdict == SUPPORTED and cell.effect == pytest.approx(5.0, rel=0.1), cell.detail
 
 
 def test_a_best_point_at_the_edge_is_not_an_optimum(tmp_path):
     write_grids(tmp_path, 2e-2, 4e-4, LION_LRS)  # AdamW keeps improving up to its largest lr
     cell = only(judged(tmp_path), "paper_lr", judged_only=False)
-    assert not cell.judged and "edge of the grid for AdamW" in cell.reason
+    assert not cell.judged and cell.reason == "best AdamW lr 0.01 is the top of its grid: extend the grid"
+    assert cell.verdict == "not judged" and math.isfinite(cell.effect) and cell.low <= cell.effect <= cell.high
 
 
 def test_three_seeds_give_a_rough_interval(tmp_path):

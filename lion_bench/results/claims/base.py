@@ -96,6 +96,7 @@ class Cell:
     test: Test | None = None
     read: Reading = identity
     reason: str = ""  # why it is not judged
+    edge: str = ""  # the best arm it rests on is at its grid's edge (selection.grid_edge): shown, never a verdict
     detail: str = ""
     aside: str = ""  # shown beside, never part of the verdict (the final loss beside an early one)
     sources: list[str] = field(default_factory=list)

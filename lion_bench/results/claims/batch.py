@@ -17,7 +17,7 @@ import pandas as pd
 from lion_bench.results.claims.base import (ADAMW, ADAMW_BETTER, EQUIVALENT, LION, LION_BETTER, YES_SUPPORTS, Cell,
                                             Series, Settings, not_judged, optimizer_parts, pair, series_of, wd_part)
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY, LARGE_BATCH
-from lion_bench.results.claims.selection import held_out_values
+from lion_bench.results.claims.selection import arm_grid, edges_line, grid_edge, held_out_values
 from lion_bench.results.contexts import Context
 from lion_bench.results.format import interval, short_number
 from lion_bench.results.stats import ABOVE, BELOW, MIN_SEEDS, AllOf, Paired, ThreeWay, Threshold, t_interval
@@ -66,7 +66,7 @@ def judge(setup: str, batches: list[int], adamw: Series, adamw_runs: pd.DataFram
                               wd_part(adamw.fixed, lion.fixed), *optimizer_parts(adamw, lion)),
                       (("budget_setup", setup), ("adamw_wd", adamw.fixed), ("lion_wd", lion.fixed)))
     sources = sorted(set(adamw_runs["source"]) | set(lion_runs["source"]))
-    per_batch, skipped, advantages = {}, [], {}
+    per_batch, skipped, advantages, edges = {}, [], {}, []
     for batch in batches:
         a, b = adamw_runs[adamw_runs["batch_size"] == batch], lion_runs[lion_runs["batch_size"] == batch]
         short = [name for name, arms in ((ADAMW, a), (LION, b)) if arms["lr_key"].nunique() < MIN_BATCH_GRID]
@@ -79,6 +79,9 @@ def judge(setup: str, batches: list[int], adamw: Series, adamw_runs: pd.DataFram
         if paired.n < MIN_SEEDS and not any(paired.diverged):
             skipped.append(f"bs{batch}: too few seeds (n = {paired.n})")
             continue
+        for name, picks, arms in ((ADAMW, adamw_picks, a), (LION, lion_picks, b)):
+            edge = grid_edge(name, picks, arm_grid(arms, settings.metric)[0])
+            edges += [f"bs{batch}: {edge}"] if edge else []
         per_batch[batch] = (ThreeWay(paired, settings.margin * paired.reference_mean, f"Lion - AdamW at bs{batch}"),
                             sorted({lr for lr, _ in adamw_picks}), sorted({lr for lr, _ in lion_picks}))
         advantages[batch] = {seed: adamw_values[seed] - lion_values[seed] for seed in
@@ -93,7 +96,7 @@ def judge(setup: str, batches: list[int], adamw: Series, adamw_runs: pd.DataFram
                       "advantage (AdamW - Lion) per doubling of the batch, per seed")
     parts = [(slope, grows)] + [(per_batch[batch][0], not_worse) for batch in sorted(large)]
     test = AllOf(parts, slope, slope.effect_name)
-    return Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources,
+    return Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources, edge=edges_line(edges),
                 facts={"batches": sorted(per_batch), "advantages": advantages})
 
 

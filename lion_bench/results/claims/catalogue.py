@@ -20,15 +20,21 @@ STATE_RATIO = 0.5
 STATE_TOLERANCE = 0.01
 SPIKE_FRACTION = 0.25  # a loss spike: a train loss 25% above the lowest logged before it (after warmup)
 WD_INDEPENDENCE = 2.0  # "no longer depends on the lr": best weight decays at two lrs within a factor 2
+EDGE_RULE = ("either end of its lr grid, the top of its weight-decay grid, or its bottom when above 0; weight "
+             "decay 0 is the bound of the parameter, not an edge: a best arm at 0 is an optimum")
+TIED_RULE = ("not judged when Lion's grid is tied to AdamW's (ratio space: Lion at base lr / k, one k other than "
+             "1, at AdamW's grid lrs: sweep=lr_grid); two grids of their own (absolute lrs, the same or not; each "
+             "optimizer's own divisors of one base lr: sweep=tuned) measure the ratio")
 
 CLAIMS = (
     Claim("tuned", "Lion tuned vs AdamW tuned", "Lion at its best setting against AdamW at its best setting",
           "the question users bring", "Does Lion beat AdamW, each tuned on its own?",
           rule="each optimizer's best arm on its own grid (lr, and weight decay where swept), chosen on the "
-               "selection seeds (without a protocol: each seed's value at the arm best on the other seeds); "
-               "Lion - AdamW final val loss on the answer seeds, paired by seed; three-way: Lion better, AdamW "
-               "better, equivalent within the margin, or inconclusive; tuneability: the grid lrs within 1% of "
-               "each optimizer's best",
+               "selection seeds (without a protocol: each seed's value at the arm best on the other seeds), arms "
+               "compared on the same seeds; Lion - AdamW final val loss on the answer seeds, paired by seed; "
+               "three-way: Lion better, AdamW better, equivalent within the margin, or inconclusive; not judged "
+               f"when a best arm is at the edge of its grid ({EDGE_RULE}); tuneability: the grid lrs within 1% "
+               "of each optimizer's best",
           preset="tuned", needs=">= 3 lrs per optimizer (each best inside its grid), >= 3 answer seeds", headline=True),
     Claim("update5", "Update 5", "Lion wins on language modeling and loses on feedforward nets and LSTM + "
           "convolution hybrids", f"{README}, update 5",
@@ -70,23 +76,26 @@ CLAIMS = (
           f"{README}, its first version quoting Chen et al. 2023",
           "a suitable learning rate for Lion is typically 10x smaller than that for AdamW, although sometimes a "
           "learning rate that is 3x smaller may perform slightly better.",
-          rule=f"AdamW's best lr / Lion's best lr from independent grids (as the paper's ratio); supported when "
+          rule=f"AdamW's best lr / Lion's best lr from grids of their own (as the paper's ratio); supported when "
                f"its interval lies above {TEN_NOT_THREE:.2f} (nearer 10 than 3 in log scale), contradicted when "
                "below",
           preset="tuned", needs="both optimizers on independent lr grids, >= 4 values each, best inside"),
     Claim("paper_lr", "Paper: lr 3-10x smaller", "Lion's best lr is 3-10x smaller than AdamW's best lr", PAPER,
           "a suitable learning rate for Lion is typically 3-10x smaller than that for AdamW.",
-          rule=f"each optimizer's best lr from a quadratic in log lr over >= 4 points of its own grid (not tied to "
-               f"the other's); AdamW / Lion with an interval from a bootstrap over seeds plus the fit's own "
-               f"uncertainty; supported when it lies in [{RATIO_RANGE[0]:g}, {RATIO_RANGE[1]:g}]",
+          rule=f"each optimizer's best lr from a quadratic in log lr over >= 4 points of its own grid, every "
+               f"point a mean over the seeds all points ran; AdamW / Lion with an interval from a bootstrap over "
+               f"seeds plus the fit's own uncertainty; supported when it lies in [{RATIO_RANGE[0]:g}, "
+               f"{RATIO_RANGE[1]:g}]; {TIED_RULE}; not judged when a best lr is at its grid's edge",
           preset="tuned", needs="both optimizers on independent lr grids, >= 4 values each, best inside, "
                                   ">= 3 seeds"),
     Claim("paper_wd", "Paper: similar lr x wd", "Lion's best lr x weight decay is close to AdamW's", PAPER,
           "Since the effective weight decay is lr * λ, the value of decoupled weight decay λ used for Lion is "
           "3-10x larger than that for AdamW in order to maintain a similar strength.",
-          rule=f"each optimizer's best (lr, weight decay) on its own grids; (lr x wd) of Lion / of AdamW with a "
+          rule=f"each optimizer's best (lr, weight decay) on its own grids, every arm a mean over the same seeds "
+               f"(those every arm ran; the selection seeds where named); (lr x wd) of Lion / of AdamW with a "
                f"bootstrap interval; supported when it lies within a factor {STRENGTH_RANGE[1]:g} of 1; the "
-               "weight-decay ratio itself is shown beside",
+               f"weight-decay ratio itself is shown beside; not judged when a best arm is at the edge of its grid "
+               f"({EDGE_RULE})",
           preset="wd_grid", needs="each optimizer at >= 2 weight decays > 0 at its best lr, >= 3 seeds"),
     Claim("schedule_ratio", "Schedule scaled whole", "Scaling the whole lr schedule (initial, peak, end) by the "
           "same ratio beats scaling only the peak", f"{README}, instructions",
@@ -115,16 +124,24 @@ CLAIMS = (
           f"would only recommend this optimizer in the setting of high batch sizes ({LARGE_BATCH} or above)",
           rule=f"one token budget; per batch size each optimizer at its best lr of a grid (leave one seed out); "
                f"supported when the advantage (AdamW - Lion) grows with log2 batch (per-seed slope above 0) and "
-               f"Lion is better or equivalent at every batch >= {LARGE_BATCH}; contradicted when the slope is "
+               f"Lion is better or equivalent at every batch >= {LARGE_BATCH} (not judged when a best lr is at "
+               f"its grid's edge); contradicted when the slope is "
                f"below 0 or AdamW is better at a batch >= {LARGE_BATCH}; Lion losing below {LARGE_BATCH} is "
                "consistent with the claim",
           preset="batch_lr_grid", needs=f"both optimizers at >= 3 lrs at >= 2 batch sizes, one >= {LARGE_BATCH}, "
                                         "trainer.budget=tokens, >= 3 seeds"),
-    Claim("state_half", "State half of AdamW's", "Lion's optimizer state is half of AdamW's", "Chen et al. 2023",
+    Claim("state_half", "Less memory", "Lion uses less memory than AdamW (its optimizer state is half of AdamW's)",
+          "Chen et al. 2023",
           "It is more memory-efficient than Adam as it only keeps track of the momentum. (the abstract)",
-          rule=f"optimizer_state_bytes of Lion / of AdamW, fp32 state, the same model; holds when within "
-               f"{STATE_TOLERANCE:g} of {STATE_RATIO:g} (a measurement: no seeds, no test)",
-          preset="lr_ratio", needs="a finished Lion and AdamW run of one model", measured=True),
+          rule="the records' peak device memory (peak_memory_bytes), Lion - AdamW paired by seed (each seed's "
+               "median over its arms) within one setup (task, model, batch, device type) and one kind of peak, "
+               "fp32 state; supported when the 95% interval lies below 0, contradicted when above (a measurement: "
+               "outside any Holm family); a record without its own peak (none, a process's lifetime peak, a "
+               "packed trial's) counts for nothing, and the cell says how many had one; optimizer_state_bytes "
+               f"Lion / AdamW shown beside; where no record has its own peak, judged on those bytes alone: holds "
+               f"when within {STATE_TOLERANCE:g} of {STATE_RATIO:g}",
+          preset="lr_ratio", needs="finished Lion and AdamW runs of one setup, >= 3 seeds with peak memory",
+          measured=True),
     Claim("cautious", "Cautious Lion", "Cautious Lion ends better than Lion at the same lr",
           "Liang et al. 2024 (lion-pytorch's cautious_factor)",
           "Cautious Optimizers: Improving Training with One Line of Code (the paper's title)",
@@ -137,7 +154,7 @@ CLAIMS = (
           "decay no longer depends on the learning rate",
           rule=f"Lion with decoupled_weight_decay=true on weight-decay grids at two lrs; the ratio of the best "
                f"weight decays with a bootstrap interval; supported when within a factor {WD_INDEPENDENCE:g} of 1, "
-               "contradicted when wholly outside",
+               "contradicted when wholly outside; not judged when a best weight decay is at an end of its grid",
           preset="decoupled_wd", needs="decoupled Lion at 2 lrs, >= 3 weight decays > 0 at each, >= 3 seeds"),
 )
 CLAIM_BY_KEY = {claim.key: claim for claim in CLAIMS}

@@ -5,7 +5,8 @@ protocol, the family's primary cells are its questions (each a claim judged on t
 in the context it names, under its seeds, metric and margin); every other cell of the study is exploratory:
 an effect and a 95% interval, no verdict word. Without one, every cell of the family is primary. Holm's
 correction runs over a family's primary cells alone, so nothing loaded beside a family changes its verdicts.
-Cells with fewer than 3 paired seeds are not judged.
+Cells with fewer than 3 paired seeds are not judged, and so is a cell whose best arm lies at the edge of its
+grid (``Cell.edge``): its effect and 95% interval are shown as exploratory, the edge is its reason.
 """
 
 from __future__ import annotations
@@ -142,6 +143,13 @@ def measure(cell: Cell) -> None:
     cell.effect, cell.low, cell.high = cell.test.interval(EXPLORATORY_ALPHA)
 
 
+def withhold(cell: Cell) -> None:
+    """A cell whose best arm is at its grid's edge: not judged (outside Holm's family), its effect and 95%
+    interval shown as exploratory, the edge as the reason."""
+    cell.role, cell.alpha, cell.answer, cell.reason = NOT_JUDGED, EXPLORATORY_ALPHA, "", cell.edge
+    cell.effect, cell.low, cell.high = cell.test.interval(EXPLORATORY_ALPHA)
+
+
 def untestable(cell: Cell) -> bool:
     if cell.test is None:
         return True
@@ -175,12 +183,14 @@ def judge_family(name: str, runs: pd.DataFrame, curves: pd.DataFrame, protocol: 
     for cell in primary + explored:
         cell.family = name
         cell.role = NOT_JUDGED
-    settle([cell for cell in primary if not untestable(cell)], family.alpha)
+    settle([cell for cell in primary if not untestable(cell) and not cell.edge], family.alpha)
     for cell in explored:
-        if untestable(cell):
+        if untestable(cell) or cell.edge:
             continue
         (measure if cell.claim.measured else explore)(cell)
     for cell in primary + explored:
+        if cell.edge and not untestable(cell):
+            withhold(cell)
         if cell.role == NOT_JUDGED:
             cell.verdict = NOT_JUDGED
     judged_keys = {cell.claim.key for cell in primary + explored}

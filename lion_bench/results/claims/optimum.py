@@ -4,8 +4,10 @@ weight decay no longer depends on the lr).
 
 Each best lr comes from a quadratic in log lr fitted over >= 4 points of the optimizer's own grid around its
 best point; the interval of a ratio from a bootstrap over seeds (one draw shared by both optimizers) with each
-draw's vertex moved by the fit's own standard error. Grids that are tied (Lion's grid = AdamW's / k) measure
-nothing about the ratio, which they build in: such a pair is not judged.
+draw's vertex moved by the fit's own standard error. Grids tied to each other (ratio space: Lion at AdamW's grid
+lrs / k, one k) build the ratio in: such a pair is not judged. Two grids of their own, absolute lrs (the
+same ones or not) or each optimizer's own divisors of one base lr, measure it. Every grid point is a mean over
+the seeds every point ran; a best point at the edge of its grid (``selection.grid_edge``) is no optimum.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lion_bench.results.claims.base import (INSIDE_SUPPORTS, Cell, Series, Setti
                                             series_of, wd_part)
 from lion_bench.results.claims.catalogue import (CLAIM_BY_KEY, RATIO_RANGE, STRENGTH_RANGE, TEN_NOT_THREE,
                                                  WD_INDEPENDENCE)
+from lion_bench.results.claims.selection import edges_line, grid_edge, seed_list, shared_seeds
 from lion_bench.results.contexts import Context
 from lion_bench.results.format import short_number
 from lion_bench.results.stats import (MIN_FIT, MIN_SEEDS, NUM_BOOTSTRAP, Bootstrap, bootstrap_optima, fit_optimum,
@@ -42,12 +45,22 @@ def grid(runs: pd.DataFrame, swept: str, seeds: list[int], metric: str) -> tuple
     return np.log10(np.array(values, dtype=float)), losses
 
 
-def tied(a: np.ndarray, b: np.ndarray) -> float | None:
-    """The constant k when grid ``b`` is grid ``a`` shifted by log10(k) point by point, else None."""
-    if len(a) != len(b) or len(a) < 2:
+def built_in(adamw_runs: pd.DataFrame, lion_runs: pd.DataFrame) -> float | None:
+    """The divisor k when Lion's grid was defined from AdamW's, which ties the two optima to each other: every
+    Lion arm at base lr / k for one k other than 1, its base lrs being AdamW's grid lrs (ratio space, sweeping
+    base.lr moves both: sweep=lr_grid). None for grids of their own: absolute lrs (identical or not; k = 1 is
+    that), or each optimizer's own divisors of one base lr (sweep=tuned)."""
+    divisors = {float(f"{k:.6g}") for k in lion_runs["lr_divisor"]}
+    bases = sorted({float(f"{lr:.6g}") for lr in lion_runs["base_lr"]})
+    if len(divisors) != 1 or len(bases) < 2:
         return None
-    shifts = a - b
-    return float(10 ** shifts[0]) if np.allclose(shifts, shifts[0], atol=1e-4) else None
+    k = divisors.pop()
+    adamw_lrs = [float(lr) for lr in adamw_runs["lr_key"].unique()]
+    if math.isclose(k, 1.0, rel_tol=1e-6):
+        return None
+    if all(any(math.isclose(base, lr, rel_tol=1e-5) for lr in adamw_lrs) for base in bases):
+        return k
+    return None
 
 
 def rough(num_seeds: int) -> str:
@@ -80,7 +93,8 @@ def judge_lr(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series, 
     if short:
         reason = f"{' and '.join(short)} ran at fewer than {MIN_FIT} lrs; needs both on a grid"
         return [not_judged(claim, context, reason, sources) for claim in claims]
-    seeds = sorted(set(adamw_runs["seed"]) | set(lion_runs["seed"]))
+    shift = built_in(adamw_runs, lion_runs)
+    seeds = sorted(set(shared_seeds(adamw_runs, ("lr_key",))) & set(shared_seeds(lion_runs, ("lr_key",))))
     grids = {"AdamW": grid(adamw_runs, "lr_key", seeds, settings.metric),
              "Lion": grid(lion_runs, "lr_key", seeds, settings.metric)}
     estimates = {who: fit_optimum(xs, mean_losses(losses, np.arange(len(seeds)))) for who, (xs, losses) in
@@ -89,17 +103,27 @@ def judge_lr(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series, 
     detail = "; ".join(f"{who} best lr {short_number(10 ** found.log_value)} "
                        f"({'fitted' if found.fitted else found.reason}; {len(grids[who][0])} lrs "
                        f"{short_number(10 ** grids[who][0][0])}-{short_number(10 ** grids[who][0][-1])})"
-                       for who, found in estimates.items())
-    shift = tied(grids["AdamW"][0], grids["Lion"][0])
+                       for who, found in estimates.items() if len(grids[who][0])) + f"; seeds {seed_list(seeds)}"
     if shift is not None:
-        reason = (f"Lion's grid is AdamW's / {shift:.3g}: a ratio near {shift:.3g} is built in (fitted "
-                  f"{estimate:.3g}); run Lion on a grid of its own (`lion-bench -m sweep=tuned`)")
+        reason = (f"Lion's grid is AdamW's / {shift:.3g} (ratio space: Lion at base lr / {shift:.3g} at AdamW's grid "
+                  f"lrs): a ratio near {shift:.3g} is built in (fitted {estimate:.3g}); run Lion on a grid of its own "
+                  "(`lion-bench -m sweep=tuned`, or absolute lrs for both)")
         return [not_judged(claim, context, reason, sources) for claim in claims]
-    edges = [who for who, found in estimates.items() if found.at_edge]
-    unfitted = [who for who, found in estimates.items() if not found.fitted and not found.at_edge]
-    if edges or unfitted:
-        reason = (f"best lr at the edge of the grid for {' and '.join(edges)}: extend it" if edges else
-                  f"no quadratic fit for {' and '.join(unfitted)} ({estimates[unfitted[0]].reason})")
+    if not seeds:
+        return [not_judged(claim, context, "no seed ran at every grid lr of both optimizers", sources)
+                for claim in claims]
+    edges = []
+    for who, (xs, _) in grids.items():
+        found = estimates[who]
+        if found.at_edge and math.isfinite(found.log_value):
+            best = xs[int(np.argmin(np.abs(xs - found.log_value)))]
+            fixed = adamw.fixed if who == "AdamW" else lion.fixed
+            edges.append(grid_edge(who, [(10 ** best, fixed)], [(10 ** x, fixed) for x in xs]))
+    edge = edges_line(edges)
+    unfitted = [who for who, found in estimates.items()
+                if not found.fitted and not (found.at_edge and math.isfinite(found.log_value))]
+    if unfitted and not edge:
+        reason = f"no quadratic fit for {' and '.join(unfitted)} ({estimates[unfitted[0]].reason})"
         return [not_judged(claim, context, f"{reason} ({detail})", sources) for claim in claims]
     draws = bootstrap_optima([grids["AdamW"], grids["Lion"]], fit=True)
     ratios = 10 ** (draws[:, 0] - draws[:, 1])
@@ -107,7 +131,7 @@ def judge_lr(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series, 
     out = []
     for claim, bounds in ((claims[0], RATIO_RANGE), (claims[1], (TEN_NOT_THREE, math.inf))):
         test = Bootstrap(ratios, estimate, bounds, len(seeds), "best lr AdamW / Lion", note)
-        out.append(Cell(claim, context, test, INSIDE_SUPPORTS, detail=detail, sources=sources,
+        out.append(Cell(claim, context, test, INSIDE_SUPPORTS, detail=detail, sources=sources, edge=edge,
                         facts={"ratio": estimate, "estimates": estimates}))
     return out
 
@@ -149,10 +173,18 @@ def wd_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
             cells.append(not_judged(claim, context, f"{' and '.join(short)} ran at fewer than 2 weight decays > 0",
                                     sources))
             continue
-        seeds = sorted(set(adamw["seed"]) & set(lion["seed"]))
+        # Every arm of both grids on the same seeds (an arm that also ran the answer seeds is not a mean over
+        # more seeds than the others), the selection seeds where a question names them.
+        seeds = sorted(set(shared_seeds(adamw)) & set(shared_seeds(lion)))
+        if settings.selection_seeds is not None:
+            seeds = [seed for seed in seeds if seed in settings.selection_seeds]
+        if not seeds:
+            cells.append(not_judged(claim, context, "no seed ran at every arm of both grids", sources))
+            continue
         grids = {who: arm_matrix(arms, seeds, settings.metric) for who, arms in (("AdamW", adamw), ("Lion", lion))}
         everything = np.arange(len(seeds))
         point = {who: best_of(*grid_of, everything) for who, grid_of in grids.items()}
+        edge = edges_line(grid_edge(who, [point[who]], grids[who][0]) for who in grids)
 
         def product_ratio(lion_arm, adamw_arm) -> float:
             a, b = adamw_arm[0] * adamw_arm[1], lion_arm[0] * lion_arm[1]
@@ -166,10 +198,11 @@ def wd_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
         estimate = product_ratio(point["Lion"], point["AdamW"])
         wd_ratio = point["Lion"][1] / point["AdamW"][1] if point["AdamW"][1] > 0 else math.inf
         detail = "; ".join(f"{who} best lr {short_number(lr)}, wd {short_number(wd)}" for who, (lr, wd) in
-                           point.items()) + f"; best wd Lion / AdamW {short_number(wd_ratio)}"
+                           point.items()) + f"; best wd Lion / AdamW {short_number(wd_ratio)}; means over seeds " \
+                                            f"{seed_list(seeds)} (every arm ran them)"
         test = Bootstrap(np.array(samples), estimate, STRENGTH_RANGE, len(seeds), "best lr x wd, Lion / AdamW",
                          rough(len(seeds)))
-        cells.append(Cell(claim, context, test, INSIDE_SUPPORTS, detail=detail, sources=sources,
+        cells.append(Cell(claim, context, test, INSIDE_SUPPORTS, detail=detail, sources=sources, edge=edge,
                           facts={"point": point}))
     return cells
 
@@ -187,10 +220,17 @@ def decoupled_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
             cells.append(not_judged(claim, context, "needs weight-decay grids (>= 3 values > 0) at 2 lrs", sources))
             continue
         low_lr, high_lr = usable[0], usable[-1]
-        seeds = sorted(set(by_lr[low_lr]["seed"]) & set(by_lr[high_lr]["seed"]))
+        seeds = sorted(set(shared_seeds(by_lr[low_lr])) & set(shared_seeds(by_lr[high_lr])))
         grids = [grid(by_lr[lr], "wd_key", seeds, settings.metric) for lr in (low_lr, high_lr)]
         fit = all(len(xs) >= 4 for xs, _ in grids)
         estimates = [fit_optimum(xs, mean_losses(losses, np.arange(len(seeds))), fit) for xs, losses in grids]
+        edges = []
+        for lr, (xs, _), found in zip((low_lr, high_lr), grids, estimates):
+            if found.at_edge and math.isfinite(found.log_value):
+                best = xs[int(np.argmin(np.abs(xs - found.log_value)))]
+                edges.append(grid_edge(f"Lion (lr {short_number(lr)})", [(lr, 10 ** best)],
+                                       [(lr, 10 ** x) for x in xs]))
+        edge = edges_line(edges)
         draws = bootstrap_optima(grids, fit=fit)
         ratios = 10 ** (draws[:, 1] - draws[:, 0])
         estimate = 10 ** (estimates[1].log_value - estimates[0].log_value)
@@ -201,7 +241,8 @@ def decoupled_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
         if len(seeds) < MIN_SEEDS:
             cells.append(not_judged(claim, context, f"too few seeds: n = {len(seeds)}", sources))
             continue
-        cells.append(Cell(claim, context, test, INSIDE_SUPPORTS, detail=detail, sources=sources))
+        cells.append(Cell(claim, context, test, INSIDE_SUPPORTS, detail=f"{detail}; seeds {seed_list(seeds)}",
+                          sources=sources, edge=edge))
     return cells
 
 

@@ -3,8 +3,10 @@
 Within a setup, each optimizer's arms (its lrs, and weight decays where swept) form its grid. Each
 optimizer's best arm is chosen on the selection seeds and judged on the answer seeds, so no setting is
 picked on the losses it is judged by (the winner's curse). Without named selection seeds each seed's value
-is taken at the arm that is best on the other seeds (leave one seed out). Tuneability: the grid lrs whose
-mean loss lies within 1% of the best one's (DeepOBS reads an optimizer's lr sensitivity this way).
+is taken at the arm that is best on the other seeds (leave one seed out); arms are compared on the same seeds
+(``selection``). A best arm at the edge of its grid makes the answer "not judged" (its effect still shown).
+Tuneability: the grid lrs whose mean loss lies within 1% of the best one's (DeepOBS reads an optimizer's lr
+sensitivity this way).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from lion_bench.results.claims.base import (ADAMW, ADAMW_BETTER, EQUIVALENT, LIO
                                             Settings, YES_SUPPORTS, identity, not_judged, optimizer_parts, pair,
                                             series_of, too_few)
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY
-from lion_bench.results.claims.selection import held_out_values
+from lion_bench.results.claims.selection import (arm_grid, edges_line, grid_edge, held_out_values, seed_list,
+                                                 shared_seeds)
 from lion_bench.results.contexts import Context
 from lion_bench.results.format import short_number
 from lion_bench.results.stats import AllOf, ThreeWay
@@ -31,7 +34,10 @@ KEYS = ("tuned", "update5")
 
 
 def tuneability(runs: pd.DataFrame, metric: str) -> dict:
-    """The best arm over every seed, and the grid lrs within 1% of its mean loss (at the best weight decay)."""
+    """The best arm on the seeds every arm ran (equal seeds for every arm), and the grid lrs within 1% of its
+    mean loss (at the best weight decay)."""
+    seeds = shared_seeds(runs)
+    runs = runs[runs["seed"].isin(seeds)]
     finished = runs[runs["status"] == "finished"]
     means = finished.groupby(["lr_key", "wd_key"])[metric].mean()
     diverged = set(zip(runs.loc[runs["status"] == "diverged", "lr_key"], runs.loc[runs["status"] == "diverged",
@@ -43,7 +49,7 @@ def tuneability(runs: pd.DataFrame, metric: str) -> dict:
     at_wd = means.xs(wd, level="wd_key")
     near = sorted(float(x) for x, mean in at_wd.items() if mean <= best * (1 + TUNEABLE_FRACTION))
     lrs = sorted(float(x) for x in runs["lr_key"].unique())
-    return {"lr": float(lr), "wd": float(wd), "loss": best, "near": near, "lrs": lrs,
+    return {"lr": float(lr), "wd": float(wd), "loss": best, "near": near, "lrs": lrs, "seeds": seeds,
             "at_edge": float(lr) in (lrs[0], lrs[-1]) and len(lrs) > 1,
             "range": near[-1] / near[0] if near else math.nan}
 
@@ -56,7 +62,8 @@ def describe_tuneability(name: str, facts: dict) -> str:
             else short_number(near[0]))
     edge = ", at the grid's edge" if facts["at_edge"] else ""
     return (f"{name} best lr {short_number(facts['lr'])}, wd {short_number(facts['wd'])}{edge} "
-            f"(mean {facts['loss']:.4g}); lrs within 1%: {span} of {len(facts['lrs'])}")
+            f"(mean over seeds {seed_list(facts['seeds'])} {facts['loss']:.4g}); lrs within 1%: {span} of "
+            f"{len(facts['lrs'])}")
 
 
 def judge_pair(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series, lion_runs: pd.DataFrame,
@@ -90,10 +97,8 @@ def judge_pair(setup: str, adamw: Series, adamw_runs: pd.DataFrame, lion: Series
         return cell
     margin = settings.margin * paired.reference_mean
     cell.test = ThreeWay(paired, margin, "final loss Lion - AdamW (each tuned)")
-    edges = [name for name, key in ((ADAMW, "adamw"), (LION, "lion")) if facts[key].get("at_edge")]
-    if edges:
-        cell.test.note = "; ".join(filter(None, [cell.test.note, f"best lr at the grid's edge for {' and '.join(edges)}:"
-                                                 " its optimum may lie outside"]))
+    cell.edge = edges_line([grid_edge(ADAMW, adamw_picks, arm_grid(adamw_runs, settings.metric)[0]),
+                            grid_edge(LION, lion_picks, arm_grid(lion_runs, settings.metric)[0])])
     cell.facts["margin"] = margin
     return cell
 
@@ -146,7 +151,8 @@ def update5_cells(tuned: list[Cell], runs: pd.DataFrame) -> list[Cell]:
     sources = sorted({source for task in language + negative_tasks for source in by_task[task][0].sources})
     test = AllOf(parts, by_task[language[0]][0].test, effect_name=f"tuned Lion - AdamW on {language[0]}")
     detail = "; ".join(f"{task}: {by_task[task][0].detail.split(';')[0]}" for task in language + negative_tasks)
-    return [Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources,
+    edge = edges_line(f"{task}: {by_task[task][0].edge}" for task in language + negative_tasks if by_task[task][0].edge)
+    return [Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources, edge=edge,
                  facts={"tasks": language + negative_tasks})]
 
 

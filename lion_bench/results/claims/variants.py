@@ -1,5 +1,6 @@
 """Claims about Lion's options and settings: betas (0.95, 0.98) for stability, cautious Lion, the lr schedule
-(cosine vs reciprocal square root; scaling the whole schedule), and the size of its optimizer state."""
+(cosine vs reciprocal square root; scaling the whole schedule), and its memory (the peak device memory of
+paired runs; the optimizer state bytes beside it)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,21 @@ import math
 import numpy as np
 import pandas as pd
 
-from lion_bench.results.claims.base import (ABOVE_SUPPORTS, ADAMW, INSIDE_SUPPORTS, LION, MATCH_FACTOR, Cell,
-                                            Settings, better_supports, metric_values, not_judged, one_per_seed,
-                                            pair, pair_runs, reading, too_few)
+from lion_bench.results.claims.base import (ABOVE_SUPPORTS, ADAMW, BELOW_SUPPORTS, INSIDE_SUPPORTS, LION,
+                                            MATCH_FACTOR, Cell, Settings, better_supports, metric_values, not_judged,
+                                            one_per_seed, pair, pair_runs, reading, too_few)
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY, SPIKE_FRACTION, STATE_RATIO, STATE_TOLERANCE
 from lion_bench.results.claims.curves import Curves
-from lion_bench.results.claims.selection import held_out_values
+from lion_bench.results.claims.selection import arm_grid, edges_line, grid_edge, held_out_values
 from lion_bench.results.contexts import Context, fields_id, without
 from lion_bench.results.format import interval, short_number
 from lion_bench.results.stats import Measured, Paired, SignTest, ThreeWay, Threshold, t_interval
 
 DEFAULT, STABLE = "0.9,0.99", "0.95,0.98"
 KEYS = ("betas", "cautious", "schedule_cosine", "schedule_ratio", "state_half")
+# Peaks that are a run's own: the CUDA allocator's, or the CPU's resident set since the run started (not
+# process_max_rss, a process's lifetime peak over every run it trained).
+OWN_PEAK_KINDS = ("cuda_allocated", "rss_since_run_start")
 
 
 def spiked(curves: Curves, source: str, warmup_steps: int) -> bool:
@@ -114,11 +118,16 @@ def schedule_groups(runs: pd.DataFrame, key: str) -> dict[str, pd.DataFrame]:
     return {group_id: group for group_id, group in runs.assign(_without=ids).groupby("_without", sort=True)}
 
 
-def gains(runs: pd.DataFrame, metric: str) -> dict[int, float]:
-    """Seed -> AdamW - Lion, each at its arm best on the other seeds (its only arm when it ran one)."""
-    adamw, _, _ = held_out_values(runs[runs["optimizer"] == "adamw"], metric)
-    lion, _, _ = held_out_values(runs[runs["optimizer"] == "lion"], metric)
-    return {seed: adamw[seed] - lion[seed] for seed in set(adamw) & set(lion)}
+def gains(runs: pd.DataFrame, metric: str) -> tuple[dict[int, float], str]:
+    """Seed -> AdamW - Lion, each at its arm best on the other seeds (its only arm when it ran one), and the
+    grid edge one of those arms is at ("" when none)."""
+    chosen = {}
+    for name, family in ((ADAMW, "adamw"), (LION, "lion")):
+        arms = runs[runs["optimizer"] == family]
+        values, picks, _ = held_out_values(arms, metric)
+        chosen[name] = (values, grid_edge(name, picks, arm_grid(arms, metric)[0]))
+    (adamw, adamw_edge), (lion, lion_edge) = chosen[ADAMW], chosen[LION]
+    return {seed: adamw[seed] - lion[seed] for seed in set(adamw) & set(lion)}, edges_line([adamw_edge, lion_edge])
 
 
 def schedule_cosine_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
@@ -131,12 +140,14 @@ def schedule_cosine_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
         context = Context(group_id, (f"{group['task'].iloc[0]}: cosine vs inverse_sqrt",),
                           (("setup_without_schedule", group_id),))
         sources = sorted(set(by_schedule["cosine"]["source"]) | set(by_schedule["inverse_sqrt"]["source"]))
-        cosine, rsqrt = gains(by_schedule["cosine"], settings.metric), gains(by_schedule["inverse_sqrt"],
-                                                                             settings.metric)
+        (cosine, cosine_edge), (rsqrt, rsqrt_edge) = (gains(by_schedule[name], settings.metric)
+                                                      for name in ("cosine", "inverse_sqrt"))
         seeds = sorted(s for s in set(cosine) & set(rsqrt) if math.isfinite(cosine[s]) and math.isfinite(rsqrt[s]))
         paired = Paired(np.array([cosine[s] - rsqrt[s] for s in seeds]), names=("cosine", "inverse_sqrt"),
                         sources=sources)
-        cell = Cell(claim, context, read=ABOVE_SUPPORTS, sources=sources,
+        edge = edges_line(f"{name}: {edge}" for name, edge in (("cosine", cosine_edge), ("inverse_sqrt", rsqrt_edge))
+                          if edge)
+        cell = Cell(claim, context, read=ABOVE_SUPPORTS, sources=sources, edge=edge,
                     detail=f"gain AdamW - Lion: cosine {interval(*t_interval([cosine[s] for s in seeds]))}, "
                            f"inverse_sqrt {interval(*t_interval([rsqrt[s] for s in seeds]))} (95%)")
         cell.reason = too_few(paired)
@@ -175,26 +186,69 @@ def schedule_ratio_cells(runs: pd.DataFrame, settings: Settings) -> list[Cell]:
     return cells
 
 
-def state_cells(runs: pd.DataFrame) -> list[Cell]:
+def state_line(adamw: pd.DataFrame, lion: pd.DataFrame) -> tuple[float, str]:
+    """(Lion / AdamW median optimizer state bytes, the line that says so); NaN and "" without both."""
+    adamw_bytes = adamw.loc[adamw["optimizer_state_bytes"].gt(0), "optimizer_state_bytes"]
+    lion_bytes = lion.loc[lion["optimizer_state_bytes"].gt(0), "optimizer_state_bytes"]
+    if not len(adamw_bytes) or not len(lion_bytes):
+        return math.nan, ""
+    ratio = float(lion_bytes.median() / adamw_bytes.median())
+    return ratio, f"optimizer state Lion {lion_bytes.median():.0f} B, AdamW {adamw_bytes.median():.0f} B ({ratio:.3g})"
+
+
+def own_peaks(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose record holds their own peak memory: one of OWN_PEAK_KINDS, not a packed trial's."""
+    return runs[runs["peak_memory_bytes"].gt(0) & runs["peak_memory_kind"].isin(OWN_PEAK_KINDS)
+                & runs["packed_members"].eq(1)]
+
+
+def memory_cells(runs: pd.DataFrame) -> list[Cell]:
+    """Less memory: Lion's peak device memory against AdamW's, paired by seed within a setup (task, model,
+    batch, device type) and one kind of peak, each seed's median over its arms; where no record holds its own
+    peak, the optimizer state bytes alone (Lion's half of AdamW's), labelled so."""
     claim = CLAIM_BY_KEY["state_half"]
     cells = []
-    finished = runs[(runs["status"] == "finished") & runs["optimizer_state_bytes"].gt(0)]
+    finished = runs[runs["status"] == "finished"]
     for setup, setup_runs in finished.groupby("setup", sort=True):
-        adamw = setup_runs[setup_runs["optimizer"] == "adamw"]["optimizer_state_bytes"]
-        lion_runs = setup_runs[(setup_runs["optimizer"] == "lion") & setup_runs["state_dtype"].isin([None, "fp32"])]
-        lion = lion_runs["optimizer_state_bytes"]
+        adamw = setup_runs[setup_runs["optimizer"] == "adamw"]
+        lion = setup_runs[(setup_runs["optimizer"] == "lion") & setup_runs["state_dtype"].isin([None, "fp32"])]
         if not len(adamw) or not len(lion):
             continue
-        ratio = float(lion.median() / adamw.median())
-        test = Measured(ratio, (STATE_RATIO - STATE_TOLERANCE, STATE_RATIO + STATE_TOLERANCE), len(adamw) + len(lion),
-                        "optimizer state bytes Lion / AdamW")
-        cells.append(Cell(claim, Context(setup, ("fp32 state",), (("setup", setup),)), test, INSIDE_SUPPORTS,
-                          detail=f"Lion {lion.median():.0f} B, AdamW {adamw.median():.0f} B",
-                          sources=sorted(set(setup_runs["source"]))))
+        context = Context(setup, ("fp32 state",), (("setup", setup),))
+        sources = sorted(set(adamw["source"]) | set(lion["source"]))
+        ratio, state = state_line(adamw, lion)
+        peaks = {name: own_peaks(frame) for name, frame in ((LION, lion), (ADAMW, adamw))}
+        num_with, num_runs = sum(len(frame) for frame in peaks.values()), len(adamw) + len(lion)
+        differences, ratios, kinds = [], [], sorted(set(peaks[LION]["peak_memory_kind"]))
+        for kind in kinds:
+            per_seed = {name: frame[frame["peak_memory_kind"] == kind].groupby("seed")["peak_memory_bytes"].median()
+                        for name, frame in peaks.items()}
+            for seed in sorted(set(per_seed[LION].index) & set(per_seed[ADAMW].index)):
+                differences.append(per_seed[LION][seed] - per_seed[ADAMW][seed])
+                ratios.append(per_seed[LION][seed] / per_seed[ADAMW][seed])
+        if differences:
+            paired = Paired(np.array(differences, dtype=float), names=(LION, ADAMW), sources=sources)
+            detail = (f"peak memory ({', '.join(kinds)}) Lion / AdamW {min(ratios):.3g}-{max(ratios):.3g} over "
+                      f"{len(ratios)} seed pairs; {num_with} of {num_runs} records hold their own peak")
+            cell = Cell(claim, context, read=BELOW_SUPPORTS, sources=sources,
+                        detail="; ".join(filter(None, [detail, f"second measure: {state}" if state else ""])))
+            cell.reason = too_few(paired)
+            if not cell.reason:
+                cell.test = Threshold(paired, 0.0, "peak memory Lion - AdamW (bytes, paired by seed)")
+        elif state:
+            test = Measured(ratio, (STATE_RATIO - STATE_TOLERANCE, STATE_RATIO + STATE_TOLERANCE), num_runs,
+                            "optimizer state bytes Lion / AdamW")
+            why = (f"{num_with} of {num_runs} records hold their own peak, no seed ran both optimizers with one "
+                   "kind of it" if num_with else f"none of the {num_runs} records holds its own peak memory")
+            cell = Cell(claim, context, test, INSIDE_SUPPORTS, sources=sources,
+                        detail=f"{state}; state bytes only: {why}")
+        else:
+            continue
+        cells.append(cell)
     return cells
 
 
 def cells(runs: pd.DataFrame, curves: pd.DataFrame, settings: Settings) -> dict[str, list[Cell]]:
     return {"betas": betas_cells(runs, curves, settings), "cautious": cautious_cells(runs, settings),
             "schedule_cosine": schedule_cosine_cells(runs, settings),
-            "schedule_ratio": schedule_ratio_cells(runs, settings), "state_half": state_cells(runs)}
+            "schedule_ratio": schedule_ratio_cells(runs, settings), "state_half": memory_cells(runs)}
