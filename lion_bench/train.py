@@ -31,29 +31,29 @@ from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import Outcome, RunRecord
 from lion_bench.runs.store import RUN_FILE, remove_unused_run_dir
 from lion_bench.sweeps.resume import run_attempt
-from lion_bench.trainer import train
+from lion_bench.trainer import build_early, train
 
 
-def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:
-    """Plan (bad input raises BadInput before a logger opens or a file is written), open the loggers,
-    train, and print the run's line."""
-    record = train(cfg, run_dir, build_loggers(cfg, run_dir), plan_run(cfg))
+def run_one(cfg: DictConfig, run_dir: Path, prepared: tuple | None = None) -> RunRecord:
+    """Plan (or take ``prepared``: the plan and the run ``build_early`` built), train, print the run's line."""
+    plan, built = prepared or (plan_run(cfg), None)
+    record = train(cfg, run_dir, build_loggers(cfg, run_dir), plan, built)
     print(run_line(record))
     print(f"run record: {command_line.shown_path(run_dir / RUN_FILE)}")
     return record
 
 
 def run_task(cfg: DictConfig) -> float:
-    """Hydra's task function: one attempt at the run (or sweep trial) in the directory its trial id names
-    (``sweeps.resume.run_attempt``: skipped if done or busy, resumed if interrupted, failures recorded). A
-    sweep goes on past a failed trial; a single run exits 1, or 2 with one line for bad input found once
-    the task is built (its directory removed). A module-level function, so launchers can pickle it."""
+    """Hydra's task function (module-level: launchers pickle it): one attempt at the run or sweep trial in
+    its trial's directory (``sweeps.resume.run_attempt``). A sweep goes on past a failed trial; a single
+    run exits 1, or 2 with one line for bad input the task finds, its directory left as it was."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if hydra_config.mode == RunMode.MULTIRUN:
         return run_attempt(cfg, run_dir, lambda: run_one(cfg, run_dir)).objective
     try:
-        attempt = run_attempt(cfg, run_dir, lambda: run_one(cfg, run_dir), refuse_bad_input=True)
+        attempt = run_attempt(cfg, run_dir, lambda prepared: run_one(cfg, run_dir, prepared),
+                              prepare=lambda: (plan := plan_run(cfg), build_early(plan, run_dir)))
     except BadInput as error:
         remove_unused_run_dir(run_dir, Path(cfg.output_root))
         command_line.fail(str(error))

@@ -404,14 +404,15 @@ def close(run: Run, state: LoopState, status: Status, reason: Diverged | None = 
 
 
 # --- the whole run -------------------------------------------------------------------------------
-def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None) -> RunRecord:
+def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None,
+          built: Run | None = None) -> RunRecord:
     """Train one run described by ``cfg``, writing its record under ``run_dir``. Returns the record.
 
     Bad input raises BadInput before anything is written. If ``run_dir`` holds a checkpoint of the
     same trial, the run continues from it. A failure after setup began leaves a record saying so;
     Ctrl-C or SIGTERM leaves one with status interrupted and a checkpoint of the step it stopped at,
-    and raises Interrupted."""
-    run, state = start_run(cfg, run_dir, loggers, plan)
+    and raises Interrupted. ``built``: the run ``build_early`` built, if any."""
+    run, state = start_run(cfg, run_dir, loggers, plan, built)
     try:
         return run_loop(run, state)
     finally:
@@ -419,16 +420,33 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
         release_freed_memory()
 
 
-def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None
-              ) -> tuple[Run, LoopState]:
-    """Setup of ``train``: the run built (and resumed from its checkpoint, if any) and its config
-    written; the loop is not started. Packed trials (``sweeps/packed.py``) start each member this way."""
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    plan = plan or plan_run(cfg)
+def build_early(plan: RunPlan, run_dir: Path) -> Run | None:
+    """The run built before anything in ``run_dir`` is read or changed, so that bad input the task finds
+    (BadInput, raised) leaves the directory as it was. None when setup fails otherwise: ``start_run``
+    builds it again and records that failure."""
     record = RunRecord.begin(plan.record_config, plan.trial_id)
     try:
-        run = build_run(plan, run_dir, loggers, record, started)
+        return build_run(plan, Path(run_dir), [], record, time.perf_counter())
+    except BadInput:
+        raise
+    except Exception:  # noqa: BLE001 - recorded by start_run, which meets it again
+        return None
+
+
+def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None,
+              built: Run | None = None) -> tuple[Run, LoopState]:
+    """Setup of ``train``: the run built (or ``built``, from ``build_early``) and resumed from its
+    checkpoint, if any, and its config written; the loop is not started. Packed trials
+    (``sweeps/packed.py``) start each member this way."""
+    started = built.started if built is not None else time.perf_counter()
+    run_dir = Path(run_dir)
+    plan = plan or plan_run(cfg)
+    record = built.record if built is not None else RunRecord.begin(plan.record_config, plan.trial_id)
+    try:
+        if built is not None:
+            run, built.loggers = built, list(loggers)
+        else:
+            run = build_run(plan, run_dir, loggers, record, started)
         state = resume(run)
         if state is None:  # a damaged checkpoint was set aside: start again from a fresh build
             run, state = build_run(plan, run_dir, loggers, record, started), LoopState()

@@ -404,3 +404,25 @@ def test_the_triton_kernel_on_the_cpu_is_refused(tmp_path, monkeypatch, capsys):
     code, out, err = run_entry_point(["optimizer.impl=triton", "device=cpu"], tmp_path / "out", monkeypatch, capsys)
     assert_refused(code, out, err, "optimizer.impl=triton runs Lion's fused kernel on CUDA devices, and the device here "
                                    "is cpu (device=cpu); use optimizer.impl=foreach", tmp_path / "out")
+
+
+def test_bad_input_the_task_finds_leaves_an_existing_run_directory_as_it_was(tmp_path, monkeypatch, capsys):
+    """The task is built before the run's directory is read or repaired: a refusal moves nothing of it."""
+    from compose import compose_config
+    from omegaconf import OmegaConf
+
+    from lion_bench.identity import config_trial_dir_name
+
+    arguments = ["task=mlp", "task.data.source=wine", "task.data.val_fraction=0.999", "trainer.progress=false"]
+    config = OmegaConf.to_container(compose_config([*arguments, f"output_root={tmp_path / 'out'}"]), resolve=True)
+    run_dir = tmp_path / "out" / "runs" / f"mlp_{config_trial_dir_name(config)}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{damaged")
+    (run_dir / ".run.json.tmp").write_text("a killed write")
+    (run_dir / "metrics.jsonl").mkdir()
+    before = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+    code, out, err = run_entry_point(arguments, tmp_path / "out", monkeypatch, capsys)
+    assert code == 2 and err.splitlines() == ["lion-bench: task.data.val_fraction=0.999 leaves no training examples "
+                                              "of the 178; use at most 0.994"], err
+    after = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if ".hydra" not in path.parts)
+    assert after == before and (run_dir / "run.json").read_text() == "{damaged"

@@ -137,6 +137,15 @@ def previous_result(run_dir: Path, trial_id: str | None = None) -> RunRecord | N
     return record if record is not None and record.status.is_result else None
 
 
+def is_result(run_dir: Path, trial_id: str) -> bool:
+    """Whether ``run_dir`` holds a valid record of trial ``trial_id`` that is a result; reads only."""
+    try:
+        record = read_record(run_dir)
+    except (RecordError, OSError):
+        return False
+    return record is not None and record.trial_id == trial_id and record.status.is_result
+
+
 def set_aside_other_trial(run_dir: Path, names: tuple[str, ...], other: str, own: str, consequence: str) -> None:
     """Set aside the files ``names`` in ``run_dir`` that belong to trial ``other``, not to this trial
     ``own``, as ``<name>.trial_<other>``, with a warning naming both ids."""
@@ -147,21 +156,28 @@ def set_aside_other_trial(run_dir: Path, names: tuple[str, ...], other: str, own
             set_aside(path, f"belongs to trial {other!r}, not to this trial ({own})", consequence, suffix=suffix)
 
 
-def run_attempt(cfg: DictConfig, run_dir: Path, train: Callable[[], RunRecord], *,
-                refuse_bad_input: bool = False) -> Attempt:
+def run_attempt(cfg: DictConfig, run_dir: Path, train: Callable[..., RunRecord], *,
+                prepare: Callable[[], Any] | None = None) -> Attempt:
     """One attempt at the trial of config ``cfg`` in ``run_dir``: ``train`` (which returns the run
     record) is called unless another process holds the trial's lock (busy) or its run.json is already a
     result (skipped). A failure is recorded (status failed, traceback.txt) and logged, not raised, so a
-    sweep goes on; with ``refuse_bad_input`` (a single run), BadInput is raised instead, nothing recorded.
-    Ctrl-C is recorded and raised. Returns the attempt: its outcome and the objective for the sweeper."""
-    attempt = Attempt(cfg, Path(run_dir))
+    sweep goes on. Ctrl-C is recorded and raised. Returns the attempt: its outcome and the objective.
+
+    With ``prepare`` (a single run), bad input is refused instead: ``prepare()`` runs first, before
+    anything in ``run_dir`` is read or changed (unless its record is already this trial's result), and
+    what it returns is passed to ``train``; BadInput from either is raised, nothing recorded."""
+    run_dir = Path(run_dir)
+    prepared = None
+    if prepare is not None and not is_result(run_dir, trial_id_of(cfg)):
+        prepared = prepare()
+    attempt = Attempt(cfg, run_dir)
     if not attempt.claim():
         return attempt
     try:
         try:
-            record = train()
+            record = train(prepared) if prepare is not None else train()
         except BadInput:
-            if refuse_bad_input:
+            if prepare is not None:
                 raise
             attempt.failed()
         except KeyboardInterrupt:
