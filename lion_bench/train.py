@@ -31,13 +31,13 @@ from lion_bench.runs.loggers import build_loggers
 from lion_bench.runs.record import Outcome, RunRecord
 from lion_bench.runs.store import RUN_FILE, remove_unused_run_dir
 from lion_bench.sweeps.resume import run_attempt
-from lion_bench.trainer import build_early, train
+from lion_bench.trainer import build_early, train_run
 
 
 def run_one(cfg: DictConfig, run_dir: Path, prepared: tuple | None = None) -> RunRecord:
     """Plan (or take ``prepared``: the plan and the run ``build_early`` built), train, print the run's line."""
     plan, built = prepared or (plan_run(cfg), None)
-    record = train(cfg, run_dir, build_loggers(cfg, run_dir), plan, built)
+    record = train_run(cfg, run_dir, build_loggers(cfg, run_dir), plan, built)
     print(run_line(record))
     print(f"run record: {command_line.shown_path(run_dir / RUN_FILE)}")
     return record

@@ -409,9 +409,19 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
     """Train one run described by ``cfg``, writing its record under ``run_dir``. Returns the record.
 
     Bad input raises BadInput before anything is written. If ``run_dir`` holds a checkpoint of the
-    same trial, the run continues from it. A failure after setup began leaves a record saying so;
-    Ctrl-C or SIGTERM leaves one with status interrupted and a checkpoint of the step it stopped at,
-    and raises Interrupted. ``built``: the run ``build_early`` built, if any."""
+    same trial, the run continues from it. A failure after setup began leaves a record saying so and
+    raises the error that failed it; Ctrl-C or SIGTERM leaves one with status interrupted and a
+    checkpoint of the step it stopped at, and raises Interrupted. ``built``: from ``build_early``."""
+    try:
+        return train_run(cfg, run_dir, loggers, plan, built)
+    except RunFailed as failed:
+        raise failed.error from None
+
+
+def train_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None,
+              built: Run | None = None) -> RunRecord:
+    """``train``, but a failure after its record was written raises ``RunFailed`` (the error inside), so
+    whoever records the attempt (``sweeps.resume.Attempt``) knows the trainer wrote the failed record."""
     run, state = start_run(cfg, run_dir, loggers, plan, built)
     try:
         return run_loop(run, state)
