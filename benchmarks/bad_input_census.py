@@ -321,6 +321,19 @@ scenario("metrics.jsonl a symlink outside", "accept")(damaged_trial(_symlink("me
 scenario("config.yaml a symlink outside", "accept")(damaged_trial(_symlink("config.yaml", False)))
 
 
+# --- issue 26 ------------------------------------------------------------------------------------
+case("mlp val_fraction leaving no training examples", "refuse", "task=mlp", "task.data.source=wine",
+     "task.data.val_fraction=0.999", "trainer.max_steps=2", "trainer.progress=false")
+case("hydra.output_subdir outside the run directory", "refuse", *FAST, "hydra.output_subdir=../../..")
+case("hydra.output_subdir two folders deep in a sweep", "refuse", "-m", *FAST, "hydra.output_subdir=a/b")
+
+
+@scenario("multirun.yaml a directory in the sweep directory", "refuse")
+def _multirun_file_a_directory(s: Scratch):
+    (s.inputs / "sweep" / "multirun.yaml").mkdir(parents=True)
+    return s.run("-m", *FAST, f"hydra.sweep.dir={s.inputs / 'sweep'}"), None
+
+
 # --- the census ----------------------------------------------------------------------------------
 def classify(expect: str, result: subprocess.CompletedProcess, wrong: str | None, written: list[str]) -> str:
     text = result.stdout + result.stderr

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-from lion_bench.plan import memory_need, resolve_device, resolved_config
+from lion_bench.checks import resolved_config
+from lion_bench.devices import resolve_device
+from lion_bench.estimates import memory_need
 from lion_bench.runs.environment import environment
 from lion_bench.trainer import train
 

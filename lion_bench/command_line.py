@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hydra_plugins.lion_bench_launcher.launcher import LionBenchLauncher
 from lion_bench.config_names import command_line_names_problem, option_problem
-from lion_bench.plan import input_problems, resolved_config
+from lion_bench.checks import input_problems, resolved_config
 from lion_bench.runs import interrupts
 from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.runs.locations import RUN_DIR_ROOM, TRIAL_DIR_ROOM, directory_problem
@@ -132,7 +132,7 @@ class Preflight(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.check(config, set())
-        problem = output_location_problem(config, "run")
+        problem = output_location_problem(config, "run") or output_subdir_problem(config)
         if problem:
             fail(problem)
 
@@ -141,9 +141,32 @@ class Preflight(Callback):
         if problem:
             fail(problem)
         self.check(config, swept_keys(config))
-        problem = output_location_problem(config, "sweep")
+        problem = (output_location_problem(config, "sweep") or output_subdir_problem(config)
+                   or multirun_file_problem(config))
         if problem:
             fail(problem)
+
+
+def output_subdir_problem(config: DictConfig) -> str | None:
+    """``hydra.output_subdir`` (where Hydra copies the config, inside each run's directory): null, or one
+    folder name; anything else would put Hydra's files outside the run's directory or over its own."""
+    subdir = OmegaConf.select(config, "hydra.output_subdir", default=None)
+    if subdir is None or (isinstance(subdir, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", subdir)
+                          and subdir not in (".", "..")):
+        return None
+    return (f"hydra.output_subdir={subdir} is refused: Hydra's copy of the config goes in a folder of each run's "
+            "directory; use a folder name (.hydra, the default) or null (no copy)")
+
+
+def multirun_file_problem(config: DictConfig) -> str | None:
+    """The sweep directory's ``multirun.yaml`` (Hydra writes the sweep's config there) when something other
+    than a file stands in its place."""
+    path = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / "multirun.yaml"
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a symbolic link" if path.is_symlink() else "a directory" if path.is_dir() else "not a regular file"
+        return (f"{shown_path(path)} is {kind}: Hydra writes the sweep's config there; remove or rename it, or "
+                "choose another hydra.sweep.dir")
+    return None
 
 
 # The trial directory Hydra makes for each sweep job (configs/train.yaml): named by the trial id.

@@ -15,7 +15,6 @@ lists the config groups; bad input is refused with one line and exit status 2 be
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -24,122 +23,53 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lion_bench import command_line, user_tasks
-from lion_bench.command_line import shown_path
+from lion_bench import command_line, trial_dir, user_tasks  # noqa: F401 - trial_dir registers ${trial_dir:}
 from lion_bench.plan import plan_run
 from lion_bench.runs.errors import BadInput
+from lion_bench.runs.lines import run_line
 from lion_bench.runs.loggers import build_loggers
-from lion_bench.runs.record import RunRecord
+from lion_bench.runs.record import Outcome, RunRecord
 from lion_bench.runs.store import RUN_FILE, remove_unused_run_dir
-from lion_bench.sweeps.resume import (claim_trial, record_attempt, record_failure, record_result, run_record_mtime_ns,
-                                      run_trial, skip_if_done, trial_id_of)
-from lion_bench.trainer import train
+from lion_bench.sweeps.resume import run_attempt
+from lion_bench.trainer import build_early, train_run
 
 
-LINE_WIDTH = 100  # terminal lines; everything else is in the run's directory
-SHORT_UNITS = {"tokens": "tok"}
-
-
-def _rate(value: float) -> str:
-    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
-
-
-def summary_line(record: RunRecord) -> str:
-    """The run's line, at most LINE_WIDTH characters: status, arm (or optimizer), lr, weight decay when
-    on, the ratios where no arm names them, seed, the result, time and steady throughput. What does
-    not fit is left out: the step count first, then the ratios (run.json has everything)."""
-    hyper, options = record.hyperparameters, record.config.get("optimizer", {})
-    by_name = not record.arm  # an arm's name says its ratios
-    optional = {  # left out in this order when the line is too long
-        "steps": f"{record.steps} steps, ",
-        "wd_ratio": f" (base*{hyper['wd_multiplier']:g})" if by_name and hyper["wd_multiplier"] != 1 else "",
-        "lr_ratio": f" (base/{hyper['lr_divisor']:g})" if by_name and hyper["lr_divisor"] != 1 else "",
-        "speed": f", {_rate(record.train_tokens_per_s)} {SHORT_UNITS.get(record.unit, record.unit)}/s"
-                 if record.train_tokens_per_s else "",
-    }
-    bpc = record.final.get("val_bpc")
-    if record.status.value == "diverged":
-        result = f"at step {record.diverged_at_step}"
-    elif math.isfinite(record.final_val_loss):
-        result = f"val loss {record.final_val_loss:.4f}"
-        result += f" ({bpc:.3f} bpc)" if isinstance(bpc, float) and math.isfinite(bpc) else ""
-    else:
-        result = "no val loss"
-    flags = "".join(f" {flag}" for flag in ("cautious", "decoupled_weight_decay", "decay_vectors") if options.get(flag))
-
-    def line() -> str:
-        decay = f" wd={hyper['weight_decay']:.3g}{optional['wd_ratio']}" if hyper["weight_decay"] else ""
-        return (f"[{record.status.value}] {record.arm or record.optimizer} lr={hyper['lr']:.3g}{optional['lr_ratio']}"
-                f"{decay}{flags} seed {record.seed}: {result} | {optional['steps']}{record.time_s['total']:.1f} s"
-                f"{optional['speed']}")
-
-    for part in optional:
-        if len(line()) <= LINE_WIDTH:
-            break
-        optional[part] = ""
-    return line()
-
-
-def run_one(cfg: DictConfig, run_dir: Path) -> RunRecord:
-    """Check the config (bad input raises BadInput before a logger opens or a file is written), open
-    the loggers, train, and print the summary line."""
-    plan = plan_run(cfg)
-    loggers = build_loggers(cfg, run_dir)
-    record = train(cfg, run_dir, loggers, plan)
-    print(summary_line(record))
-    print(f"run record: {shown_path(run_dir / RUN_FILE)}")
+def run_one(cfg: DictConfig, run_dir: Path, prepared: tuple | None = None) -> RunRecord:
+    """Plan (or take ``prepared``: the plan and the run ``build_early`` built), train, print the run's line."""
+    plan, built = prepared or (plan_run(cfg), None)
+    record = train_run(cfg, run_dir, build_loggers(cfg, run_dir), plan, built)
+    print(run_line(record))
+    print(f"run record: {command_line.shown_path(run_dir / RUN_FILE)}")
     return record
 
 
 def run_task(cfg: DictConfig) -> float:
-    """Hydra's task function: one run, or one trial of a sweep, each in the directory its trial id names. A
-    plain module-level function (Hydra's decorator wraps it below), so launchers that run trials in other
-    processes can pickle it."""
+    """Hydra's task function (module-level: launchers pickle it): one attempt at the run or sweep trial in
+    its trial's directory (``sweeps.resume.run_attempt``). A sweep goes on past a failed trial; a single
+    run exits 1, or 2 with one line for bad input the task finds, its directory left as it was."""
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if hydra_config.mode == RunMode.MULTIRUN:
-        # A sweep trial: skipped if done or busy, resumed if not, failures recorded, not raised.
-        return run_trial(cfg, run_dir, lambda: run_one(cfg, run_dir))
-    return run_single(cfg, run_dir)
-
-
-def run_single(cfg: DictConfig, run_dir: Path) -> float:
-    """A single run: like a sweep's trial (skipped if done, resumed if interrupted, its lock held), but a
-    failure or another process holding it exits 1, and bad input found once the task is built (what a
-    plugin's methods return) is one line, exit 2, with its directory removed."""
-    lock = claim_trial(run_dir)
-    if lock is None:
-        raise SystemExit(1)  # its line is out: who holds the run
+        return run_attempt(cfg, run_dir, lambda: run_one(cfg, run_dir)).objective
     try:
-        done = skip_if_done(run_dir, trial_id_of(cfg))
-        if done is not None:
-            print(f"run record: {shown_path(run_dir / RUN_FILE)} (done; to train it again: another seed=, or "
-                  "remove its directory)")
-            return done
-        before = run_record_mtime_ns(run_dir)
-        try:
-            record = run_one(cfg, run_dir)
-        except BadInput as error:
-            lock.release()
-            remove_unused_run_dir(run_dir, Path(cfg.output_root))
-            command_line.fail(str(error))
-        except KeyboardInterrupt:
-            record_attempt(run_dir, "interrupted")
-            raise
-        except Exception as error:
-            record_failure(cfg, run_dir, error, before)
-            raise SystemExit(1) from None  # its line is out: the error, and traceback.txt beside the record
-        return record_result(run_dir, record)
-    finally:
-        lock.release()
+        attempt = run_attempt(cfg, run_dir, lambda prepared: run_one(cfg, run_dir, prepared),
+                              prepare=lambda: (plan := plan_run(cfg), build_early(plan, run_dir)))
+    except BadInput as error:
+        remove_unused_run_dir(run_dir, Path(cfg.output_root))
+        command_line.fail(str(error))
+    if attempt.outcome is Outcome.SKIPPED:
+        print(f"run record: {command_line.shown_path(run_dir / RUN_FILE)} (done; to train it again: another "
+              "seed=, or remove its directory)")
+    elif attempt.outcome in (Outcome.BUSY, Outcome.FAILED):
+        raise SystemExit(1)  # its line is out: who holds the run, or the error (traceback.txt beside the record)
+    return attempt.objective
 
 
 hydra_main = hydra.main(config_path="pkg://lion_bench.configs", config_name="train", version_base="1.3")(run_task)
 
 
 def main() -> None:
-    """The console script: plugin tasks' configs registered and the command-line checks, then Hydra;
-    bad input and interrupts end in one line."""
+    """The console script: plugin tasks' configs registered, the command-line checks, then Hydra."""
     problem = user_tasks.prepare(sys.argv[1:])  # your own tasks and config directories (docs/your_own_task.md)
     if problem:
         command_line.fail(problem)

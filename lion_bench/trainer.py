@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from lion_bench.optimizers.registry import build_optimizer
 from lion_bench.optimizers.schedules import build_scheduler
-from lion_bench.plan import RunPlan, config_trial_id, plan_run, with_resolved_warmup
+from lion_bench.plan import RunPlan, plan_run
 from lion_bench.runs import interrupts
 from lion_bench.runs.checkpoint import (
     CHECKPOINT_FILE,
@@ -47,7 +47,7 @@ from lion_bench.runs.checkpoint import (
 )
 from lion_bench.runs.compile_cache import compile_failed_on_cache, set_aside_cache, use_compile_cache
 from lion_bench.runs.environment import environment
-from lion_bench.runs.errors import BadInput, Interrupted
+from lion_bench.runs.errors import BadInput, Interrupted, RunFailed
 from lion_bench.runs.memory import PeakMemory, release_freed_memory, reuse_freed_memory
 from lion_bench.runs.record import RunRecord, Status, now
 from lion_bench.runs.store import (
@@ -99,7 +99,6 @@ class LoopState:
 class Run:
     """What setup built, and the bookkeeping of this attempt (not checkpointed)."""
 
-    cfg: DictConfig
     plan: RunPlan
     run_dir: Path
     record: RunRecord
@@ -160,24 +159,21 @@ def timed(run: Run, state: LoopState, phase: str) -> Iterator[None]:
 
 
 # --- setup ---------------------------------------------------------------------------------------
-def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logger], record: RunRecord,
-              started: float) -> Run:
+def build_run(plan: RunPlan, run_dir: Path, loggers: list[Logger], record: RunRecord, started: float) -> Run:
     """Task, model, optimizer and schedule, and what the record learns from them."""
     device = plan.device
-    trainer = cfg.trainer
     reuse_freed_memory()  # before the peak is reset: earlier runs' freed memory is not this run's
     memory = PeakMemory(device)
-    seed_everything(int(cfg.seed), device)
-    task = build_task(cfg.task, batch_size=int(trainer.batch_size), seed=int(cfg.seed), device=device)
+    seed_everything(plan.seed, device)
+    task = build_task(plan.task, batch_size=plan.batch_size, seed=plan.seed, device=device)
     model = task.build_model().to(device)
-    optimizer = build_optimizer(cfg.optimizer, model, lr=plan.hyperparameters["lr"],
+    optimizer = build_optimizer(plan.optimizer, model, lr=plan.hyperparameters["lr"],
                                 weight_decay=plan.hyperparameters["weight_decay"], device_type=device.type)
-    schedule = trainer.schedule
-    scheduler = build_scheduler(optimizer, schedule.name, total_steps=plan.num_steps,
-                                warmup_steps=plan.warmup_steps, final_fraction=float(schedule.final_fraction))
+    scheduler = build_scheduler(optimizer, plan.schedule, total_steps=plan.num_steps,
+                                warmup_steps=plan.warmup_steps, final_fraction=plan.final_lr_fraction)
     record.hyperparameters = plan.hyperparameters
-    record.batch_size = int(trainer.batch_size) * int(trainer.grad_accum_steps)
-    record.budget = trainer.get("budget", "steps")
+    record.batch_size = plan.batch_size * plan.grad_accum_steps
+    record.budget = plan.budget
     record.planned_steps = plan.num_steps
     record.data = task.describe()
     record.num_params = sum(p.numel() for p in model.parameters())
@@ -186,7 +182,7 @@ def build_run(cfg: DictConfig, plan: RunPlan, run_dir: Path, loggers: list[Logge
     if plan.compile:
         record.environment["compile_cache"] = use_compile_cache(plan.compile_cache, device)
     trained = torch.compile(model) if plan.compile else model
-    return Run(cfg, plan, run_dir, record, task, trained, model, list(model.parameters()), optimizer, scheduler,
+    return Run(plan, run_dir, record, task, trained, model, list(model.parameters()), optimizer, scheduler,
                list(loggers), started, memory)
 
 
@@ -212,7 +208,17 @@ def resume(run: Run) -> LoopState | None:
         return None
     truncate_metrics(run.run_dir, state.step)
     run.record.resumed_from_step = state.step
+    print(resumed_line(run, state), flush=True)
     return state
+
+
+def resumed_line(run: Run, state: LoopState) -> str:
+    """``resumed from step 40 of 200 (checkpoint of 2026-12-07 13:05)``: what a resumed run says first."""
+    try:
+        written = time.strftime("%Y-%m-%d %H:%M", time.localtime((run.run_dir / CHECKPOINT_FILE).stat().st_mtime))
+    except OSError:  # the checkpoint read, then removed by another hand: the line says the step alone
+        return f"resumed from step {state.step} of {run.plan.num_steps}"
+    return f"resumed from step {state.step} of {run.plan.num_steps} (checkpoint of {written})"
 
 
 # --- the loop's pieces ---------------------------------------------------------------------------
@@ -398,14 +404,25 @@ def close(run: Run, state: LoopState, status: Status, reason: Diverged | None = 
 
 
 # --- the whole run -------------------------------------------------------------------------------
-def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None) -> RunRecord:
+def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None,
+          built: Run | None = None) -> RunRecord:
     """Train one run described by ``cfg``, writing its record under ``run_dir``. Returns the record.
 
     Bad input raises BadInput before anything is written. If ``run_dir`` holds a checkpoint of the
-    same trial, the run continues from it. A failure after setup began leaves a record saying so;
-    Ctrl-C or SIGTERM leaves one with status interrupted and a checkpoint of the step it stopped at,
-    and raises Interrupted."""
-    run, state = start_run(cfg, run_dir, loggers, plan)
+    same trial, the run continues from it. A failure after setup began leaves a record saying so and
+    raises the error that failed it; Ctrl-C or SIGTERM leaves one with status interrupted and a
+    checkpoint of the step it stopped at, and raises Interrupted. ``built``: from ``build_early``."""
+    try:
+        return train_run(cfg, run_dir, loggers, plan, built)
+    except RunFailed as failed:
+        raise failed.error from None
+
+
+def train_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None,
+              built: Run | None = None) -> RunRecord:
+    """``train``, but a failure after its record was written raises ``RunFailed`` (the error inside), so
+    whoever records the attempt (``sweeps.resume.Attempt``) knows the trainer wrote the failed record."""
+    run, state = start_run(cfg, run_dir, loggers, plan, built)
     try:
         return run_loop(run, state)
     finally:
@@ -413,27 +430,43 @@ def train(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunP
         release_freed_memory()
 
 
-def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None
-              ) -> tuple[Run, LoopState]:
-    """Setup of ``train``: the run built (and resumed from its checkpoint, if any) and its config
-    written; the loop is not started. Packed trials (``sweeps/packed.py``) start each member this way."""
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    plan = plan or plan_run(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    record = RunRecord.begin(with_resolved_warmup(config), config_trial_id(config))
+def build_early(plan: RunPlan, run_dir: Path) -> Run | None:
+    """The run built before anything in ``run_dir`` is read or changed, so that bad input the task finds
+    (BadInput, raised) leaves the directory as it was. None when setup fails otherwise: ``start_run``
+    builds it again and records that failure."""
+    record = RunRecord.begin(plan.record_config, plan.trial_id)
     try:
-        run = build_run(cfg, plan, run_dir, loggers, record, started)
-        state = resume(run)
-        if state is None:  # a damaged checkpoint was set aside: start again from a fresh build
-            run, state = build_run(cfg, plan, run_dir, loggers, record, started), LoopState()
+        return build_run(plan, Path(run_dir), [], record, time.perf_counter())
     except BadInput:
         raise
-    except Exception:
-        write_config(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
-        write_failure(run_dir, record)
+    except Exception:  # noqa: BLE001 - recorded by start_run, which meets it again
+        return None
+
+
+def start_run(cfg: DictConfig, run_dir: Path, loggers: list[Logger] = (), plan: RunPlan | None = None,
+              built: Run | None = None) -> tuple[Run, LoopState]:
+    """Setup of ``train``: the run built (or ``built``, from ``build_early``) and resumed from its
+    checkpoint, if any, and its config written; the loop is not started. Packed trials
+    (``sweeps/packed.py``) start each member this way."""
+    started = built.started if built is not None else time.perf_counter()
+    run_dir = Path(run_dir)
+    plan = plan or plan_run(cfg)
+    record = built.record if built is not None else RunRecord.begin(plan.record_config, plan.trial_id)
+    try:
+        if built is not None:
+            run, built.loggers = built, list(loggers)
+        else:
+            run = build_run(plan, run_dir, loggers, record, started)
+        state = resume(run)
+        if state is None:  # a damaged checkpoint was set aside: start again from a fresh build
+            run, state = build_run(plan, run_dir, loggers, record, started), LoopState()
+    except BadInput:
         raise
-    write_config(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
+    except Exception as error:
+        write_config(run_dir, plan.config_yaml)
+        write_failure(run_dir, record)
+        raise RunFailed(error) from error
+    write_config(run_dir, plan.config_yaml)
     state.time_s["startup"] += time.perf_counter() - started
     return run, state
 
@@ -445,7 +478,7 @@ def run_loop(run: Run, state: LoopState) -> RunRecord:
     run.metrics = MetricsWriter(run.run_dir, append=run.record.resumed_from_step is not None)
     run.checkpoints = CheckpointWriter(run.run_dir, saved_step=run.record.resumed_from_step)
     run.progress = tqdm(total=run.plan.num_steps, initial=state.step, dynamic_ncols=True,
-                        desc=f"{run.cfg.optimizer.name} {run.cfg.task.name}",
+                        desc=f"{run.plan.optimizer['name']} {run.plan.task['name']}",
                         disable=None if run.plan.progress is None else not run.plan.progress)  # None: if not a tty
     with interrupts.deferred():
         try:
@@ -455,9 +488,9 @@ def run_loop(run: Run, state: LoopState) -> RunRecord:
             return result_or_stop(run, state, close(run, state, Status.DIVERGED, diverged))
         except KeyboardInterrupt as cut:
             raise cut_short(run, state, cut) from None
-        except Exception:
+        except Exception as error:
             close(run, state, Status.FAILED)
-            raise
+            raise RunFailed(error) from error
         if signum is not None:
             raise stop_at_step(run, state, signum)
         return result_or_stop(run, state, close(run, state, Status.FINISHED, final=final))

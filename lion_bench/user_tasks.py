@@ -29,7 +29,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lion_bench import __version__
 from lion_bench.command_line import CALLABLE_KEYS
-from lion_bench.plan import check_config, resolve_device
+from lion_bench.checks import check_config
+from lion_bench.devices import resolve_device
 from lion_bench.runs.errors import BadInput
 from lion_bench.tasks import TASKS, broken_plugin_problem, plugins, task_class
 from lion_bench.tasks.contract import contract_checks

@@ -251,6 +251,12 @@ BAD_INPUTS = [
                                                             "inside it, its files' paths would pass"),
     (["-m", "hydra.sweep.dir=DATA/" + "/".join(["y" * 200] * 20)], "bytes long: with the 165 bytes of names"),
     (["hydra.run.dir=${nope}"], "hydra.run.dir does not resolve"),
+    # --- issue 26 -------------------------------------------------------------------------------
+    (["task=mlp", "task.data.source=wine", "task.data.val_fraction=0.999"],
+     "task.data.val_fraction=0.999 leaves no training examples of the 178; use at most 0.994"),
+    (["hydra.output_subdir=../../.."], "hydra.output_subdir=../../.. is refused: Hydra's copy of the config goes in"),
+    (["-m", "hydra.output_subdir=a/b"], "hydra.output_subdir=a/b is refused"),
+    (["-m", "hydra.sweep.dir=DATA/sweep"], "multirun.yaml is a directory: Hydra writes the sweep's config there"),
 ]
 PLUGIN_INPUTS = [
     ("hydra_plugins.hydra_ray_launcher", ["-m", "hydra/launcher=ray"], "pip install 'lion-bench[ray]'"),
@@ -270,6 +276,7 @@ def data_dir(tmp_path_factory):
     (directory / "tiny.txt").write_bytes(b"hello world\n" * 10)
     (directory / "afile").write_text("a file, not a directory\n")
     (directory / "dangling").symlink_to(directory / "nowhere")
+    (directory / "sweep" / "multirun.yaml").mkdir(parents=True)
     return directory
 
 
@@ -372,9 +379,9 @@ def test_a_read_only_or_unwritable_output_location_is_refused(patch, message, ke
     (["task=quadratic", "task.dim=100000000", "task.outputs=4"], "423 GB"),
 ])
 def test_a_run_that_cannot_fit_is_refused_with_both_numbers(arguments, needed, tmp_path, monkeypatch, capsys):
-    import lion_bench.plan
+    import lion_bench.estimates
 
-    monkeypatch.setattr(lion_bench.plan, "available_memory_bytes", lambda device: 16 * 10**9)
+    monkeypatch.setattr(lion_bench.estimates, "available_memory_bytes", lambda device: 16 * 10**9)
     code, out, err = run_entry_point(["device=cpu", *arguments], tmp_path / "out", monkeypatch, capsys)
     assert_refused(code, out, err, f"this run needs at least {needed} of cpu memory", tmp_path / "out")
     assert "but 16 GB is available; lower trainer.batch_size or the model's size" in err
@@ -382,12 +389,13 @@ def test_a_run_that_cannot_fit_is_refused_with_both_numbers(arguments, needed, t
 
 def test_the_default_run_fits_and_is_not_refused():
     """The memory check never refuses a run that fits: the default config and the quickstart preset."""
-    import lion_bench.plan
+    import lion_bench.checks
+    import lion_bench.estimates
     from compose import compose_config
 
     for overrides in ([], ["sweep=quickstart"], ["task=image"], ["task=mlp"], ["task=lstm_conv"]):
-        config = lion_bench.plan.resolved_config(compose_config(["device=cpu", *overrides]))
-        assert lion_bench.plan.memory_problem(config, torch.device("cpu")) is None, overrides
+        config = lion_bench.checks.resolved_config(compose_config(["device=cpu", *overrides]))
+        assert lion_bench.estimates.memory_problem(config, torch.device("cpu")) is None, overrides
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton installed")
@@ -396,3 +404,25 @@ def test_the_triton_kernel_on_the_cpu_is_refused(tmp_path, monkeypatch, capsys):
     code, out, err = run_entry_point(["optimizer.impl=triton", "device=cpu"], tmp_path / "out", monkeypatch, capsys)
     assert_refused(code, out, err, "optimizer.impl=triton runs Lion's fused kernel on CUDA devices, and the device here "
                                    "is cpu (device=cpu); use optimizer.impl=foreach", tmp_path / "out")
+
+
+def test_bad_input_the_task_finds_leaves_an_existing_run_directory_as_it_was(tmp_path, monkeypatch, capsys):
+    """The task is built before the run's directory is read or repaired: a refusal moves nothing of it."""
+    from compose import compose_config
+    from omegaconf import OmegaConf
+
+    from lion_bench.identity import config_trial_dir_name
+
+    arguments = ["task=mlp", "task.data.source=wine", "task.data.val_fraction=0.999", "trainer.progress=false"]
+    config = OmegaConf.to_container(compose_config([*arguments, f"output_root={tmp_path / 'out'}"]), resolve=True)
+    run_dir = tmp_path / "out" / "runs" / f"mlp_{config_trial_dir_name(config)}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{damaged")
+    (run_dir / ".run.json.tmp").write_text("a killed write")
+    (run_dir / "metrics.jsonl").mkdir()
+    before = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+    code, out, err = run_entry_point(arguments, tmp_path / "out", monkeypatch, capsys)
+    assert code == 2 and err.splitlines() == ["lion-bench: task.data.val_fraction=0.999 leaves no training examples "
+                                              "of the 178; use at most 0.994"], err
+    after = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if ".hydra" not in path.parts)
+    assert after == before and (run_dir / "run.json").read_text() == "{damaged"

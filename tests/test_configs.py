@@ -11,7 +11,7 @@ from compose import compose_config
 
 from lion_bench import schema
 from lion_bench.optimizers.registry import OPTIMIZERS
-from lion_bench.plan import input_problems, resolved_config
+from lion_bench.checks import input_problems, resolved_config
 from lion_bench.runs.loggers import LOGGERS
 from lion_bench.tasks import TASKS
 

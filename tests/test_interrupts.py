@@ -139,6 +139,8 @@ def assert_resumes_to_the_uninterrupted_result(tmp_path, overrides):
     assert whole_dir.name == stopped_dir.name  # the same trial, the same name
     first, second = read_record(stopped_dir), read_record(whole_dir)
     assert first.resumed_from_step == stopped_at and second.resumed_from_step is None
+    assert f"resumed from step {stopped_at} of {first.planned_steps} (checkpoint of " in resumed.stdout
+    assert "resumed from" not in whole.stdout
     for field in ("status", "steps", "tokens", "final", "best", "initial_train_loss", "trial_id"):
         assert getattr(first, field) == getattr(second, field), field
     assert first.final_val_loss == second.final_val_loss

@@ -220,7 +220,8 @@ def test_resolve_warmup_reads_the_default_and_old_configs(schedule, steps, warmu
 
 def test_the_default_warmup_is_the_same_trial_as_its_steps_named():
     """auto resolves to 20 steps at 200 steps: sweep directories from before auto keep their trial ids."""
-    from lion_bench.plan import config_trial_id, resolved_config
+    from lion_bench.checks import resolved_config
+    from lion_bench.identity import config_trial_id
 
     def trial(*overrides):
         return config_trial_id(resolved_config(compose_config(["sweep=quickstart", "arm=adamw", *overrides])))

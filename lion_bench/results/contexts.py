@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from lion_bench.results.format import count, short_number
-from lion_bench.runs.identity import config_hash
+from lion_bench.runs.hashing import config_hash
 from lion_bench.runs.record import RunRecord
 from lion_bench.schema import resolve_warmup
 

@@ -10,6 +10,19 @@ class BadInput(ValueError):
     file). Its message is one line that says what to do; the command line prints it alone."""
 
 
+class RunFailed(RuntimeError):
+    """A run that failed after the trainer wrote its record (status failed, ``traceback.txt`` beside it).
+    ``error`` (also the ``__cause__``) is what failed it. Any other exception out of the trainer wrote no
+    record: BadInput (nothing written at all) or a failure before the trainer began."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+    def __reduce__(self):  # pickled whole (a launcher's worker process) rather than by its message
+        return type(self), (self.error,)
+
+
 class RecordError(ValueError):
     """A run record (run.json) that does not validate against the schema: damaged or hand-edited."""
 

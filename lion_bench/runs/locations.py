@@ -22,7 +22,7 @@ PSEUDO_FILE_SYSTEMS = frozenset({
 MOUNT_TABLE = Path("/proc/self/mountinfo")
 # Bytes of the longest name a run directory gets inside it (".checkpoint.pt.<random>.tmp",
 # "attempts.jsonl.damaged.<n>", ".hydra/overrides.yaml"), and of a sweep trial's directory name
-# (runs.identity.trial_dir_name: label, seed and trial id, at most 78, plus a set-aside suffix).
+# (identity.trial_dir_name: label, seed and trial id, at most 78, plus a set-aside suffix).
 RUN_DIR_ROOM = 64
 TRIAL_DIR_ROOM = 100 + 1 + RUN_DIR_ROOM
 

@@ -38,6 +38,18 @@ class Status(str, Enum):
         return self in (Status.FINISHED, Status.DIVERGED)
 
 
+class Outcome(str, Enum):
+    """How one attempt at a trial ended (a line of its ``attempts.jsonl``): the status of the record it
+    wrote, or skipped (its record was already a result) or busy (another process held its lock)."""
+
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    BUSY = "busy"
+
+
 REQUIRED_HYPERPARAMETERS = ("lr", "weight_decay", "base_lr", "base_weight_decay", "lr_divisor", "wd_multiplier")
 # Keys of the first schema that now live in ``environment``.
 _V1_ENVIRONMENT_KEYS = ("device", "device_name", "torch_version", "triton_version", "python_version",

@@ -64,7 +64,7 @@ def count_outcomes(sweep_dir: Path, since: float, sweep_run: str | None) -> tupl
     return counts, failed
 
 
-def summary_line(name: str, counts: Counter, planned: int | None = None) -> str:
+def sweep_line(name: str, counts: Counter, planned: int | None = None) -> str:
     """``sweep NAME: 12 trials: 9 finished, ...``; with ``planned`` (an interrupted sweep), how many are left."""
     total = sum(counts.values())
     parts = [f"{counts[outcome]} {outcome}" for outcome in ("finished", "diverged", "failed", "skipped")]
@@ -196,7 +196,7 @@ class SweepSummary(Callback):
         except Exception:  # noqa: BLE001 - an interrupt's own line must still come
             return None
         planned = self.total if self.total is not None else sum(counts.values())
-        return summary_line(self.sweep_dir.name, counts, planned)
+        return sweep_line(self.sweep_dir.name, counts, planned)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         SweepSummary.running = None
@@ -208,7 +208,7 @@ class SweepSummary(Callback):
         except Exception as error:  # noqa: BLE001 - never lose the exit status to a counting error
             raise SweepFailed(f"the trials' outcomes under {sweep_dir} could not be counted ({error}); "
                               "rerun the same command to retry what did not finish") from None
-        print(summary_line(sweep_dir.name, counts), flush=True)
+        print(sweep_line(sweep_dir.name, counts), flush=True)
         if failed:
             names = ", ".join(failed[:2]) + (f" and {len(failed) - 2} more" if len(failed) > 2 else "")
             raise SweepFailed(

@@ -54,16 +54,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from lion_bench.sweeps.packed import train_packed
 from lion_bench.runs.errors import BadInput, Interrupted
 from lion_bench.runs.loggers import build_loggers
-from lion_bench.runs.record import RunRecord
-from lion_bench.sweeps.resume import (
-    claim_trial,
-    record_attempt,
-    record_failure,
-    record_result,
-    run_record_mtime_ns,
-    skip_if_done,
-    trial_id_of,
-)
+from lion_bench.runs.record import Outcome, RunRecord
+from lion_bench.sweeps.resume import Attempt, record_attempt
 
 log = logging.getLogger(__name__)
 
@@ -159,39 +151,35 @@ def run_packed(hydra_context: HydraContext, task_function: TaskFunction, configs
     original_hydra_cfg = HydraConfig.instance().cfg
     jobs = [prepare_job(hydra_context, task_function, config) for config in configs]
     configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
-    claimed: list[tuple[PreparedJob, Any, int | None]] = []  # (job, lock, run.json's mtime before)
+    claimed: list[tuple[PreparedJob, Attempt]] = []
     try:
         for job in jobs:
             job.job_return.status = JobStatus.COMPLETED
-            lock = claim_trial(job.run_dir)
-            if lock is None:
-                job.job_return.return_value = float("nan")
-                continue
-            done = skip_if_done(job.run_dir, trial_id_of(job.task_cfg))
-            if done is not None:
-                lock.release()
-                job.job_return.return_value = done
-                continue
-            claimed.append((job, lock, run_record_mtime_ns(job.run_dir)))
+            attempt = Attempt(job.task_cfg, job.run_dir)
+            if attempt.claim():
+                claimed.append((job, attempt))
+            else:
+                job.job_return.return_value = attempt.objective  # busy or skipped
         try:
             results = train_packed([(job.task_cfg, job.run_dir, build_loggers(job.task_cfg, job.run_dir))
-                                    for job, _, _ in claimed])
+                                    for job, _ in claimed])
         except KeyboardInterrupt:
-            for job, _, _ in claimed:
-                record_attempt(job.run_dir, "interrupted")
+            for _, attempt in claimed:
+                attempt.interrupted()
             raise
-        for (job, _, before), result in zip(claimed, results):
+        for (job, attempt), result in zip(claimed, results):
             if isinstance(result, RunRecord):
-                job.job_return.return_value = record_result(job.run_dir, result)
+                attempt.finished(result)
                 print(_summary(result, job.run_dir), flush=True)
-                continue
-            try:
-                raise result
-            except Exception as error:  # noqa: BLE001 - re-raised so that its traceback is written beside the record
-                job.job_return.return_value = record_failure(job.task_cfg, job.run_dir, error, before)
+            else:
+                try:
+                    raise result
+                except Exception:  # noqa: BLE001 - raised so that its traceback is written beside the record
+                    attempt.failed()
+            job.job_return.return_value = attempt.objective
     finally:
-        for _, lock, _ in claimed:
-            lock.release()
+        for _, attempt in claimed:
+            attempt.release()
     for job in jobs:
         HydraConfig.instance().set_config(job.config)
         hydra_context.callbacks.on_job_end(config=job.config, job_return=job.job_return)
@@ -284,7 +272,7 @@ def _lost(config: DictConfig) -> JobReturn:
     sweep_dir, subdir = (str(OmegaConf.select(config, f"hydra.sweep.{key}")) for key in ("dir", "subdir"))
     run_dir = Path(sweep_dir) / subdir
     run_dir.mkdir(parents=True, exist_ok=True)
-    record_attempt(run_dir, "failed")
+    record_attempt(run_dir, Outcome.FAILED)
     log.error(f"trial {run_dir.name}: its worker process ended without reporting it; rerun the same command to "
               "resume it")
     job_return = JobReturn()

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from lion_bench.plan import plan_run
 from lion_bench.runs.checkpoint import CheckpointWriter
 from lion_bench.runs.compile_cache import compile_failed_on_cache, set_aside_cache
-from lion_bench.runs.errors import BadInput, Interrupted
+from lion_bench.runs.errors import BadInput, Interrupted, RunFailed
 from lion_bench.runs.record import RunRecord, Status
 from lion_bench.runs.store import RUN_FILE, MetricsWriter
 from lion_bench.trainer import (
@@ -161,7 +161,7 @@ def packed_train_step(group: Group) -> None:
             run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=False)  # gradients keep their addresses (see train_step)
         except Exception as error:  # noqa: BLE001 - this member's own step failed: it alone fails
-            group.results[member.index] = error
+            group.results[member.index] = RunFailed(error)
             close(run, state, Status.FAILED)
             members.remove(member)
             continue
@@ -207,7 +207,7 @@ def _after_step(group: Group) -> None:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as error:  # noqa: BLE001 - its evaluation or checkpoint failed: it alone fails
-            group.results[member.index] = error
+            group.results[member.index] = RunFailed(error)
             close(run, state, Status.FAILED)
             group.members.remove(member)
 
@@ -253,7 +253,7 @@ def _start(jobs: list[Job], results: dict[int, RunRecord | BaseException]) -> li
         except BadInput as error:
             results[index] = error  # nothing written yet: the launcher records it as a failed trial
             continue
-        except Exception as error:  # noqa: BLE001 - start_run wrote the failure record
+        except Exception as error:  # noqa: BLE001 - RunFailed: start_run wrote the failure record
             results[index] = error
             continue
         members.append(Member(run, state, index))
@@ -266,8 +266,8 @@ def _interrupt(signum, frame):
 
 def train_packed(jobs: list[Job]) -> list[RunRecord | BaseException]:
     """Train the runs of ``jobs`` (config, run directory, loggers) together; see the module's doc.
-    Returns, per job, its record (finished or diverged) or the exception that failed it (its record,
-    status failed, is written, except for bad input found before setup: ``BadInput``)."""
+    Returns, per job, its record (finished or diverged) or the exception that failed it: ``RunFailed``
+    when its record (status failed) is written, ``BadInput`` for bad input found before setup."""
     results: dict[int, RunRecord | BaseException] = {}
     members = _start(jobs, results)
     if len(members) > 1:
@@ -283,7 +283,7 @@ def train_packed(jobs: list[Job]) -> list[RunRecord | BaseException]:
                 results[member.index] = run_loop(member.run, member.state)
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except Exception as error:  # noqa: BLE001 - run_loop wrote the failure record
+            except Exception as error:  # noqa: BLE001 - RunFailed: run_loop wrote the failure record
                 results[member.index] = error
         return [results[index] for index in range(len(jobs))]
     first = members[0].run
@@ -305,7 +305,7 @@ def train_packed(jobs: list[Job]) -> list[RunRecord | BaseException]:
                           where and str(where.run.run_dir / RUN_FILE)) from None
     except Exception as error:  # noqa: BLE001 - the shared forward or backward: every member still training fails
         for member in group.members:
-            group.results[member.index] = error
+            group.results[member.index] = RunFailed(error)
             close(member.run, member.state, Status.FAILED)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)

@@ -32,18 +32,19 @@ import json
 import logging
 import math
 import os
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from lion_bench.plan import config_trial_id
+from lion_bench.identity import config_trial_id, safe_part, trial_id_of
 from lion_bench.runs.checkpoint import CHECKPOINT_FILE, checkpoint_trial_id
-from lion_bench.runs.errors import RecordError
-from lion_bench.runs.identity import safe_part
-from lion_bench.runs.record import RunRecord, Status
+from lion_bench.runs.errors import BadInput, RecordError, RunFailed
+from lion_bench.runs.record import Outcome, RunRecord, Status
 from lion_bench.runs.store import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -61,9 +62,7 @@ ATTEMPTS_FILE = "attempts.jsonl"
 LOCK_FILE = ".lock"
 # What the trainer and the sweep write in a trial's directory, each a regular file (or absent).
 TRIAL_FILES = (RUN_FILE, METRICS_FILE, ATTEMPTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, TRACEBACK_FILE)
-# The outcome of one attempt at a trial: a run status, skipped (its record already a result) or busy
-# (another process holds its lock).
-OUTCOMES = (*(status.value for status in Status), "skipped", "busy")
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
 # Set by the sweep's callback at its start (callbacks.SweepSummary) and read by every trial it
 # launches, in this process or (inherited) in a launcher's: which sweep run an attempt belongs to.
 SWEEP_RUN_VARIABLE = "LION_BENCH_SWEEP_RUN"
@@ -78,12 +77,11 @@ def objective(record: RunRecord) -> float:
     return record.final_val_loss if record.status is Status.FINISHED else math.nan
 
 
-def record_attempt(run_dir: Path, outcome: str) -> None:
+def record_attempt(run_dir: Path, outcome: Outcome) -> None:
     """Append one attempt line in one write (so lines of several processes never interleave),
     after a newline if a killed writer left a torn line."""
-    assert outcome in OUTCOMES, outcome
     path = Path(run_dir) / ATTEMPTS_FILE
-    line = json.dumps({"outcome": outcome, "at": time.time(), "sweep_run": os.environ.get(SWEEP_RUN_VARIABLE)})
+    line = json.dumps({"outcome": Outcome(outcome).value, "at": time.time(), "sweep_run": os.environ.get(SWEEP_RUN_VARIABLE)})
     try:
         with open(path, "rb") as handle:
             handle.seek(-1, os.SEEK_END)
@@ -139,6 +137,15 @@ def previous_result(run_dir: Path, trial_id: str | None = None) -> RunRecord | N
     return record if record is not None and record.status.is_result else None
 
 
+def is_result(run_dir: Path, trial_id: str) -> bool:
+    """Whether ``run_dir`` holds a valid record of trial ``trial_id`` that is a result; reads only."""
+    try:
+        record = read_record(run_dir)
+    except (RecordError, OSError):
+        return False
+    return record is not None and record.trial_id == trial_id and record.status.is_result
+
+
 def set_aside_other_trial(run_dir: Path, names: tuple[str, ...], other: str, own: str, consequence: str) -> None:
     """Set aside the files ``names`` in ``run_dir`` that belong to trial ``other``, not to this trial
     ``own``, as ``<name>.trial_<other>``, with a warning naming both ids."""
@@ -149,40 +156,109 @@ def set_aside_other_trial(run_dir: Path, names: tuple[str, ...], other: str, own
             set_aside(path, f"belongs to trial {other!r}, not to this trial ({own})", consequence, suffix=suffix)
 
 
-def trial_id_of(cfg: DictConfig) -> str:
-    """The trial id the trainer gives a run of ``cfg`` (its record's and checkpoint's ``trial_id``)."""
+def run_attempt(cfg: DictConfig, run_dir: Path, train: Callable[..., RunRecord], *,
+                prepare: Callable[[], Any] | None = None) -> Attempt:
+    """One attempt at the trial of config ``cfg`` in ``run_dir``: ``train`` (which returns the run
+    record) is called unless another process holds the trial's lock (busy) or its run.json is already a
+    result (skipped). A failure is recorded (status failed, traceback.txt) and logged, not raised, so a
+    sweep goes on. Ctrl-C is recorded and raised. Returns the attempt: its outcome and the objective.
+
+    With ``prepare`` (a single run), bad input is refused instead: ``prepare()`` runs first, before
+    anything in ``run_dir`` is read or changed (unless its record is already this trial's result), and
+    what it returns is passed to ``train``; BadInput from either is raised, nothing recorded."""
+    run_dir = Path(run_dir)
+    prepared = None
+    if prepare is not None and not is_result(run_dir, trial_id_of(cfg)):
+        prepared = prepare()
+    attempt = Attempt(cfg, run_dir)
+    if not attempt.claim():
+        return attempt
     try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # noqa: BLE001 - a broken interpolation: the trial fails and says so
-        config = OmegaConf.to_container(cfg, resolve=False)
-    return config_trial_id(config)
+        try:
+            record = train(prepared) if prepare is not None else train()
+        except BadInput:
+            if prepare is not None:
+                raise
+            attempt.failed()
+        except KeyboardInterrupt:
+            attempt.interrupted()
+            raise
+        except Exception:  # noqa: BLE001 - recorded: a trial's failure never stops the sweep
+            attempt.failed()
+        else:
+            attempt.finished(record)
+    finally:
+        attempt.release()
+    return attempt
 
 
 def run_trial(cfg: DictConfig, run_dir: Path, run: Callable[[], RunRecord]) -> float:
-    """Run one sweep trial of config ``cfg`` in ``run_dir`` by calling ``run`` (which returns the
-    run record), unless another process holds its lock (busy) or its run.json is already a result
-    (skipped). An exception is recorded (status failed, traceback.txt; also when it came before the
-    trainer wrote anything, as bad input does) and logged, not raised, so the sweep goes on; Ctrl-C
-    still stops the sweep. Returns the objective for the sweeper."""
-    run_dir = Path(run_dir)
-    lock = claim_trial(run_dir)
-    if lock is None:
-        return math.nan
-    try:
-        done = skip_if_done(run_dir, trial_id_of(cfg))
-        if done is not None:
-            return done
-        before = run_record_mtime_ns(run_dir)
+    """A sweep's trial (``run_attempt``): the objective for the sweeper."""
+    return run_attempt(cfg, run_dir, run).objective
+
+
+@dataclass
+class Attempt:
+    """One attempt at a trial, from its lock to the line in its attempts.jsonl. ``claim`` takes the lock;
+    then exactly one of ``finished``, ``failed`` (inside the ``except``) or ``interrupted``; then
+    ``release``. ``outcome`` and ``objective`` say how it ended."""
+
+    cfg: DictConfig
+    run_dir: Path
+    lock: FileLock | None = None
+    outcome: Outcome | None = None
+    objective: float = math.nan
+
+    def claim(self) -> bool:
+        """Whether the trial is to be trained here: its lock held, its directory repaired, and its record
+        not already a result. Else the attempt is over: busy (another process holds it) or skipped."""
+        self.lock = claim_trial(self.run_dir)
+        if self.lock is None:
+            self.outcome = Outcome.BUSY
+            return False
         try:
-            record = run()
-        except KeyboardInterrupt:
-            record_attempt(run_dir, "interrupted")
+            done = skip_if_done(self.run_dir, trial_id_of(self.cfg))
+        except BaseException:
+            self.release()
             raise
-        except Exception as error:
-            return record_failure(cfg, run_dir, error, before)
-        return record_result(run_dir, record)
-    finally:
-        lock.release()
+        if done is None:
+            return True
+        self.outcome, self.objective = Outcome.SKIPPED, done
+        self.release()
+        return False
+
+    def finished(self, record: RunRecord) -> None:
+        """The trainer returned the run's record (finished or diverged)."""
+        self.outcome, self.objective = Outcome(record.status.value), objective(record)
+        record_attempt(self.run_dir, self.outcome)
+
+    def failed(self) -> None:
+        """Call inside the ``except`` that caught the failure. The trainer's ``RunFailed`` says it wrote
+        the failed record; for any other error (bad input, a failure before the trainer began) it is
+        written here, with the traceback beside it."""
+        error = sys.exc_info()[1]
+        if isinstance(error, RunFailed):
+            error = error.error
+        else:
+            config = OmegaConf.to_container(self.cfg, resolve=False)
+            try:
+                config = OmegaConf.to_container(self.cfg, resolve=True)
+            except Exception:  # noqa: BLE001 - a broken interpolation: record the config as written
+                pass
+            write_failure(self.run_dir, RunRecord.begin(config, config_trial_id(config)))
+        self.outcome, self.objective = Outcome.FAILED, math.nan
+        record_attempt(self.run_dir, Outcome.FAILED)
+        log.error(f"trial {self.run_dir.name} failed: {type(error).__name__}: {error} "
+                  f"(see {self.run_dir / TRACEBACK_FILE})")
+
+    def interrupted(self) -> None:
+        self.outcome = Outcome.INTERRUPTED
+        record_attempt(self.run_dir, Outcome.INTERRUPTED)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def claim_trial(run_dir: Path) -> FileLock | None:
@@ -195,7 +271,7 @@ def claim_trial(run_dir: Path) -> FileLock | None:
         lock.acquire()
     except Timeout:
         print(f"busy: {run_dir.name} is trained by another process; skipped here", flush=True)
-        record_attempt(run_dir, "busy")
+        record_attempt(run_dir, Outcome.BUSY)
         return None
     try:
         repair(run_dir)
@@ -218,37 +294,5 @@ def skip_if_done(run_dir: Path, trial_id: str) -> float | None:
     loss = previous.final_val_loss
     loss_text = f" (val loss {loss:.4f})" if math.isfinite(loss) else ""
     print(f"skipped {Path(run_dir).name}: already {previous.status.value}{loss_text}", flush=True)
-    record_attempt(run_dir, "skipped")
+    record_attempt(run_dir, Outcome.SKIPPED)
     return objective(previous)
-
-
-def record_result(run_dir: Path, record: RunRecord) -> float:
-    """Record an attempt that returned its run record; the objective."""
-    record_attempt(run_dir, record.status.value)
-    return objective(record)
-
-
-def record_failure(cfg: DictConfig, run_dir: Path, error: Exception, run_file_mtime_ns: int | None) -> float:
-    """Record an attempt that raised ``error``; call inside the ``except`` that caught it (the
-    traceback is written). When the trainer wrote no record (run.json's modification time is still
-    ``run_file_mtime_ns``, read before the attempt), as for bad input, a failed one is written here."""
-    if run_file_mtime_ns is None or run_record_mtime_ns(run_dir) == run_file_mtime_ns:
-        config = OmegaConf.to_container(cfg, resolve=False)
-        try:
-            config = OmegaConf.to_container(cfg, resolve=True)
-        except Exception:  # a broken interpolation: record the config as written
-            pass
-        write_failure(run_dir, RunRecord.begin(config, config_trial_id(config)))
-    record_attempt(run_dir, "failed")
-    run_dir = Path(run_dir)
-    log.error(f"trial {run_dir.name} failed: {type(error).__name__}: {error} (see {run_dir / TRACEBACK_FILE})")
-    return math.nan
-
-
-def run_record_mtime_ns(run_dir: Path) -> int | None:
-    """When the trial's run.json was last written (None: it has none): read before an attempt, it tells
-    afterwards whether the trainer wrote a record."""
-    try:
-        return (Path(run_dir) / RUN_FILE).stat().st_mtime_ns
-    except FileNotFoundError:
-        return None

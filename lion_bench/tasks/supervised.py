@@ -38,8 +38,11 @@ def split_train_val(x: Tensor, y: Tensor, val_fraction: float, split_seed: int) 
     """A fixed random split (the same for every run seed): (train x, train y, val x, val y)."""
     if not 0.0 < val_fraction < 1.0:
         raise BadInput(f"task.data.val_fraction must be in (0, 1), got {val_fraction}")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
     num_val = max(1, round(len(x) * val_fraction))
+    if num_val >= len(x):
+        raise BadInput(f"task.data.val_fraction={val_fraction} leaves no training examples of the {len(x)}; "
+                       f"use at most {(len(x) - 1) / len(x):.3g}")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
     val, train = order[:num_val], order[num_val:]
     return x[train], y[train], x[val], y[val]
 

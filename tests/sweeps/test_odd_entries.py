@@ -17,7 +17,8 @@ from sweep_cli import FAST, run_sweep, trial_records
 
 from lion_bench.runs.errors import DamagedFile
 from lion_bench.runs.store import prepare_run_dir, read_record
-from lion_bench.sweeps.resume import LOCK_FILE, read_attempts, run_trial, trial_id_of
+from lion_bench.identity import trial_id_of
+from lion_bench.sweeps.resume import LOCK_FILE, read_attempts, run_trial
 
 from test_trial_resume import result_record
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from sweep_cli import FAST, run_sweep, trial_records
 
 from compose import compose_config
-from lion_bench.plan import config_trial_dir_name
+from lion_bench.identity import config_trial_dir_name
 from lion_bench.sweeps.launcher import group_jobs, packing_key
 from lion_bench.sweeps.resume import LOCK_FILE, read_attempts
 

@@ -12,11 +12,13 @@ import pytest
 from compose import InterruptAt, compose_config
 from sweep_cli import FAST, run_sweep, trial_records
 
-from lion_bench.plan import config_trial_dir_name, resolved_config
+from lion_bench.checks import resolved_config
+from lion_bench.identity import config_trial_dir_name
 from lion_bench.runs.checkpoint import CHECKPOINT_FILE
 from lion_bench.runs.errors import DamagedFile
 from lion_bench.runs.store import METRICS_FILE, RUN_FILE, read_record, write_record
-from lion_bench.sweeps.resume import read_attempts, run_trial, trial_id_of
+from lion_bench.identity import trial_id_of
+from lion_bench.sweeps.resume import read_attempts, run_trial
 from lion_bench.trainer import train
 
 from test_trial_resume import result_record

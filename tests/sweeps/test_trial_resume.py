@@ -12,7 +12,8 @@ from lion_bench.runs.checkpoint import CHECKPOINT_FILE
 from lion_bench.runs.errors import DamagedFile
 from lion_bench.runs.record import RunRecord, Status
 from lion_bench.runs.store import RUN_FILE, read_metrics, read_record, write_record
-from lion_bench.sweeps.resume import read_attempts, run_trial, trial_id_of
+from lion_bench.identity import trial_id_of
+from lion_bench.sweeps.resume import read_attempts, run_trial
 from lion_bench.trainer import train
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from compose import TINY_TEXT, compose_config
 
-from lion_bench.plan import resolved_config
+from lion_bench.checks import resolved_config
 from lion_bench.tasks import build_task, estimate_memory
 
 

@@ -21,7 +21,7 @@ from test_bad_input import assert_refused, run_entry_point
 
 from compose import InterruptAt, compose_config
 from lion_bench import user_tasks
-from lion_bench.plan import input_problems, resolved_config
+from lion_bench.checks import input_problems, resolved_config
 from lion_bench.runs.record import Status
 from lion_bench.runs.store import read_record
 from lion_bench.tasks import PluginError, check_task_data, plugins, task_class
