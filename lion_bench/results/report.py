@@ -135,7 +135,8 @@ def batch_cells(family: Family, key: str) -> list[Cell]:
 def crossing_line(cell: Cell) -> str:
     """"Lion stops losing at batch ~180 [90, 250] (n 5, 99.2%)", or that it never does within the batches."""
     if not cell.judged:
-        return f"Where Lion stops losing (batch crossing): not judged ({cell.reason})"
+        why = "; ".join(filter(None, [cell.reason, cell.aside]))
+        return f"Where Lion stops losing (batch crossing): not judged ({why})"
     points = cell.test.points
     shown = crossing_interval(cell.effect, cell.low, cell.high, points[0], points[-1])
     rate = "95%, exploratory" if cell.role == EXPLORATORY else level(cell.alpha)
@@ -158,7 +159,7 @@ def update7_line(cell: Cell) -> str:
     claim = CLAIM_BY_KEY["update7"]
     head = f"{claim.name} (\u201c{claim.words}\u201d)"
     if not cell.judged:
-        return f"{head}: not judged ({cell.reason})"
+        return f"{head}: not judged ({'; '.join(filter(None, [cell.reason, cell.aside]))})"
     rate = cell.alpha if cell.role == PRIMARY else EXPLORATORY_ALPHA
     slope, *large = [part for part, _ in cell.test.parts]
     growth = interval(*slope.interval(rate))
@@ -166,7 +167,7 @@ def update7_line(cell: Cell) -> str:
     grows = slope.decide(rate)
     grows = f"{grows} 0" if grows in (ABOVE, BELOW) else "not told apart from 0"
     return (f"{head}: **{verdict_text(cell)}**; Lion's advantage per doubling of the batch {growth} ({grows}); "
-            f"at batch >= {LARGE_BATCH}: {sides} (at {level(rate)})")
+            f"at batch >= {LARGE_BATCH}: {sides} (at {level(rate)})" + (f"; {cell.aside}" if cell.aside else ""))
 
 
 def batch_lines(families: list[Family]) -> list[str]:

@@ -5,6 +5,7 @@ tuned answers; the study's verdicts do not move when another study is loaded bes
 
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -151,23 +152,20 @@ def test_lion_behind_at_every_batch_never_crosses(tmp_path):
 def test_a_batch_without_its_answer_seeds_is_listed_and_update7_needs_one_at_64_or_above(tmp_path):
     study = write_batch_study(tmp_path, "partial", {16: -0.1, 64: -0.2, 256: -0.3, 1024: -0.4})
     for run in (study / "runs" / "bs1024").glob("*_s[2-6]"):  # bs1024's answer seeds have not run yet
-        for item in run.iterdir():
-            item.unlink()
-        run.rmdir()
+        shutil.rmtree(run)
     for run in (study / "runs" / "bs256").glob("*lion*_s[4-6]"):  # bs256: Lion on 2 answer seeds so far
-        for item in run.iterdir():
-            item.unlink()
-        run.rmdir()
+        shutil.rmtree(run)
     cells = questions(judged(study, protocols=protocols_of(study), min_steps=1), "partial")
     assert "bs1024: not run" in cells["update7"].detail and "bs256: too few seeds" in cells["update7"].detail
     assert cells["update7"].role == PRIMARY  # still judged on 16 and 64
     assert cells["crossing"].verdict == AHEAD_FROM_SMALLEST
+    assert "bs1024: not run" in cells["crossing"].aside  # listed where the report shows it
+    shutil.rmtree(study / "runs" / "bs1024")  # a batch size not started yet
     for run in (study / "runs" / "bs64").glob("*_s[2-6]"):
-        for item in run.iterdir():
-            item.unlink()
-        run.rmdir()
+        shutil.rmtree(run)
     cells = questions(judged(study, protocols=protocols_of(study), min_steps=1), "partial")
     assert cells["update7"].role == NOT_JUDGED and "including one >= 64" in cells["update7"].reason
+    assert "bs64: not run" in cells["update7"].reason and "no runs for sweep bs1024" in cells["update7"].aside
     assert cells["crossing"].role == NOT_JUDGED  # one judged batch size left
 
 

@@ -169,7 +169,7 @@ def update7_cell(context: Context, per_batch: dict[int, ThreeWay], advantages: d
                       "advantage (AdamW - Lion) per doubling of the batch, per seed")
     parts = [(slope, grows)] + [(per_batch[batch], not_worse) for batch in sorted(large)]
     test = AllOf(parts, slope, slope.effect_name)
-    return Cell(claim, context, test, YES_SUPPORTS, detail=detail, sources=sources,
+    return Cell(claim, context, test, YES_SUPPORTS, detail=detail, aside="; ".join(skipped), sources=sources,
                 facts={"batches": sorted(per_batch), "advantages": advantages, "large": sorted(large)})
 
 
@@ -196,8 +196,8 @@ def crossing_cell(context: Context, advantages: dict[int, dict[int, float]], det
     with np.errstate(invalid="ignore"):
         median = float(np.median(per_seed))  # +-inf (ahead from the smallest, never) count as values
     cell.facts["per_seed"] = dict(zip(seeds, test.per_seed()))
-    cell.aside = (f"per seed: {crossing_interval(median, per_seed[0], per_seed[-1], batches[0], batches[-1])} "
-                  f"(median [range] over {len(seeds)} seeds)")
+    cell.aside = "; ".join([f"per seed: {crossing_interval(median, per_seed[0], per_seed[-1], batches[0], batches[-1])}"
+                            f" (median [range] over {len(seeds)} seeds)", *skipped])
     return cell
 
 
