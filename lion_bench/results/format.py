@@ -53,6 +53,18 @@ def interval(effect: float, low: float, high: float, sign: bool = True) -> str:
     return f"{number(effect)} [{number(low)}, {number(high)}]"
 
 
+def crossing_interval(effect: float, low: float, high: float, first: float, last: float) -> str:
+    """``~91 [64, 256]``: a crossing point and its interval over the points ``first``..``last`` studied; -inf
+    (ahead from the first point) reads "<=first", +inf (never within them) ">last"."""
+    def point(value: float) -> str:
+        if value == -math.inf:
+            return f"\u2264{first:g}"
+        if value == math.inf:
+            return f">{last:g}"
+        return f"{value:.3g}" if math.isfinite(value) else "-"
+    return f"{'~' if math.isfinite(effect) else ''}{point(effect)} [{point(low)}, {point(high)}]"
+
+
 def level(alpha: float) -> str:
     """The confidence of an interval at error rate ``alpha``: 0.05 -> 95%, 0.0125 -> 98.75%."""
     return f"{100 * (1 - alpha):.4g}%"

@@ -6,8 +6,8 @@ from pathlib import Path
 from lion_bench.results.claims.catalogue import CLAIMS
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "sweep"
-# Every claim issue 16 lists, and the ones judged before it.
-EXPECTED = {"tuned", "update2", "update3", "summary_lr3", "update4_vs3", "update4_worst", "update5", "update7",
+# Every claim issue 16 lists, the ones judged before it, and issue 24's batch crossing.
+EXPECTED = {"batch_crossing", "tuned", "update2", "update3", "summary_lr3", "update4_vs3", "update4_worst", "update5", "update7",
             "paper_lr", "older_10x", "paper_wd", "schedule_ratio", "schedule_cosine", "betas", "state_half",
             "cautious", "decoupled_wd"}
 

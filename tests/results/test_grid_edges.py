@@ -105,9 +105,12 @@ def test_update7_with_a_best_lr_at_its_grid_edge_is_not_judged(tmp_path):
                 noise = 0.002 * ((seed + index + batch) % 3 - 1)
                 write_run(tmp_path, "adamw", seed, bowl(lr, best) + noise, **common)
                 write_run(tmp_path, "lion", seed, bowl(lr, best / 8) + noise, **common)
-    cell = only(judged(tmp_path), "update7", judged_only=False)
+    cells = judged(tmp_path)
+    cell = only(cells, "update7", judged_only=False)
     assert cell.role == NOT_JUDGED and math.isfinite(cell.effect)
     assert cell.reason == "bs256: best AdamW lr 0.01 is the top of its grid: extend the grid"
+    crossing = only(cells, "batch_crossing", judged_only=False)  # rests on the same best arms
+    assert crossing.role == NOT_JUDGED and crossing.reason == cell.reason
 
 
 def test_the_report_shows_an_edge_answer_as_not_judged_with_its_effect(tmp_path, capsys):

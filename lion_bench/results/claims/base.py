@@ -217,7 +217,8 @@ def pair(a: Mapping[int, float], b: Mapping[int, float], names: tuple[str, str],
     finished = [s for s in seeds if math.isfinite(a[s]) and math.isfinite(b[s])]
     differences = np.array([a[s] - b[s] for s in finished], dtype=float)
     reference = float(np.mean([b[s] for s in finished])) if finished else math.nan
-    return Paired(differences, diverged, num_runs or (len(seeds), len(seeds)), sorted(set(sources)), names, reference)
+    return Paired(differences, diverged, num_runs or (len(seeds), len(seeds)), sorted(set(sources)), names, reference,
+                  tuple(finished))
 
 
 def pair_runs(a: pd.DataFrame, b: pd.DataFrame, metric: str, names: tuple[str, str]) -> Paired:

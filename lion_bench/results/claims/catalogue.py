@@ -122,14 +122,33 @@ CLAIMS = (
     Claim("update7", "Update 7", f"Lion's advantage grows with batch size and Lion is not worse at >= {LARGE_BATCH}",
           f"{README}, update 7",
           f"would only recommend this optimizer in the setting of high batch sizes ({LARGE_BATCH} or above)",
-          rule=f"one token budget; per batch size each optimizer at its best lr of a grid (leave one seed out); "
-               f"supported when the advantage (AdamW - Lion) grows with log2 batch (per-seed slope above 0) and "
-               f"Lion is better or equivalent at every batch >= {LARGE_BATCH} (not judged when a best lr is at "
-               f"its grid's edge); contradicted when the slope is "
-               f"below 0 or AdamW is better at a batch >= {LARGE_BATCH}; Lion losing below {LARGE_BATCH} is "
-               "consistent with the claim",
+          rule=f"one token budget; per batch size each optimizer at its best arm: with a protocol's selection and "
+               f"answer seeds, the tuned answer at that batch (best lr and weight decay on the selection seeds, "
+               f"Lion - AdamW on the answer seeds); without them, its best lr of a grid at each weight decay "
+               f"(leave one seed out); supported when the advantage (AdamW - Lion) grows with log2 batch (per-seed "
+               f"slope above 0) and Lion is better or equivalent at every judged batch >= {LARGE_BATCH}; "
+               f"contradicted when the slope is below 0 or AdamW is better at a batch >= {LARGE_BATCH}; Lion losing "
+               f"below {LARGE_BATCH} is consistent with the claim; needs >= 2 judged batch sizes, one >= "
+               f"{LARGE_BATCH} (a batch without a tuned answer or with < 3 answer seeds is listed, not judged); not "
+               f"judged when a best arm is at the edge of its grid at a judged batch ({EDGE_RULE})",
           preset="batch_lr_grid", needs=f"both optimizers at >= 3 lrs at >= 2 batch sizes, one >= {LARGE_BATCH}, "
                                         "trainer.budget=tokens, >= 3 seeds"),
+    Claim("batch_crossing", "Batch crossing", "The batch size where Lion stops losing to AdamW (update 7 puts it "
+          f"at {LARGE_BATCH})", f"{README}, update 7",
+          f"would only recommend this optimizer in the setting of high batch sizes ({LARGE_BATCH} or above)",
+          rule="per batch size, Lion - AdamW at each optimizer's best arm (the tuned answers, as in update 7); the "
+               "crossing is the smallest studied batch after which Lion is never behind (Lion - AdamW <= 0 at every "
+               "larger studied batch), interpolated linearly in log2 batch between the last batch where Lion is "
+               "behind and the next; the estimate is the crossing of the mean difference over the answer seeds, "
+               "its interval the crossings of a band of t intervals of that mean at every batch, each at the "
+               "question's Holm level / the number of batches (a distribution-free interval of the per-seed "
+               "median cannot reach that level with 5 seeds: their range covers it at 93.75%); the per-seed "
+               "crossings' median and range are shown beside; answers: crosses at B [lo, hi], never crosses "
+               "within the studied batches (the band is behind at the largest), ahead from the smallest (the band "
+               "is nowhere behind), or inconclusive (the interval holds more than one of these); not judged when a "
+               "best arm is at the edge of its grid at a judged batch, as update 7",
+          preset="batch_lr_grid", needs="both optimizers tuned at >= 2 batch sizes, trainer.budget=tokens, "
+                                        ">= 3 seeds shared by every judged batch"),
     Claim("state_half", "Less memory", "Lion uses less memory than AdamW (its optimizer state is half of AdamW's)",
           "Chen et al. 2023",
           "It is more memory-efficient than Adam as it only keeps track of the momentum. (the abstract)",

@@ -107,6 +107,10 @@ def question_cell(question: Question, protocol: Protocol, runs: pd.DataFrame, cu
         else:
             cell = not_judged(claim, context, f"{len(matching)} contexts match; narrow the question's `at` (they "
                                               f"differ in: {differing_attrs(matching)})")
+    absent = [f"{key} {item}" for key, value in question.runs.items() if isinstance(value, (list, tuple))
+              and key in runs.columns for item in value if not any(_matches(found, item) for found in runs[key])]
+    if absent:  # a value the question names that no run has yet (a batch size of a study still running)
+        cell.aside = "; ".join(filter(None, [cell.aside, f"not run: no runs for {', '.join(absent)}"]))
     cell.question = question.id
     return cell
 
