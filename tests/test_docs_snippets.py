@@ -59,12 +59,13 @@ def blocks(language: str) -> list[tuple[str, str]]:
 
 
 def commands(body: str) -> list[str]:
-    """The commands of a bash block: continuation lines joined, comments dropped, ``&&`` chains split."""
+    """The commands of a bash block: continuation lines joined, comments dropped, ``&&`` chains split, leading
+    environment settings (``OMP_NUM_THREADS=1``) left out."""
     joined = re.sub(r"\\\n\s*", " ", body)
     found = []
     for line in joined.splitlines():
         line = re.sub(r"(^|\s)#.*$", "", line).strip()
-        found += [part.strip() for part in line.split("&&") if part.strip()]
+        found += [re.sub(r"^([A-Z_]+=\S+\s+)+", "", part.strip()) for part in line.split("&&") if part.strip()]
     return found
 
 
