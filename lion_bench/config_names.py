@@ -278,7 +278,8 @@ def option_problem(group: str, option: str, options: list[str]) -> str:
     """The line for ``group=option`` when the group has no such option (``options``: those it has)."""
     guesses = _closest(option, options)
     guess = f"did you mean {_or([f'{group}={name}' for name in guesses])}? Its" if guesses else "its"
-    return f"{group}={option} is not an option of {group}; {guess} options: {', '.join(options)}"
+    hint = f"; {schema.PLUGIN_TASK_HINT}" if group == "task" else ""
+    return f"{group}={option} is not an option of {group}; {guess} options: {', '.join(options)}{hint}"
 
 
 __all__ = ["command_line_names_problem", "groups", "option_problem"]

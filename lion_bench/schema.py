@@ -183,6 +183,10 @@ TRANSFORMER = {"seq_len": Int(1), "d_model": Int(1), "n_layer": Int(1), "n_head"
                "dropout": Float(0, 1, open_high=True)}
 TASK_COMMON = {"name": Text(), "base_lr": POSITIVE, "base_weight_decay": NON_NEGATIVE}
 
+# Said wherever a task name is unknown: tasks beyond the built-in ones come from installed packages.
+PLUGIN_TASK_HINT = ("a task of your own comes from an installed package (the example: pip install -e "
+                    "examples/diabetes; see docs/your_own_task.md)")
+
 TASKS: dict[str, dict[str, Any]] = {
     "text": {**TASK_COMMON, "data": BYTE_LM_DATA, "model": TRANSFORMER, "eval": BYTE_LM_EVAL},
     "lstm_conv": {**TASK_COMMON, "data": BYTE_LM_DATA,

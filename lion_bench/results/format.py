@@ -85,3 +85,26 @@ def duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def would_decide(seeds_needed: int | None, num_seeds: int, runs_per_seed: int, seconds_per_step: float,
+                 steps: int, min_steps: int, command: str) -> str:
+    """What would decide an inconclusive answer, with the time it would take at the runs' own speed: the seeds
+    at the observed spread, and, for runs shorter than ``min_steps``, runs of that length (``command``)."""
+    timed = math.isfinite(seconds_per_step) and seconds_per_step > 0
+
+    def takes(num_runs: int, num_steps: int) -> str:
+        return f", ~{duration(num_runs * num_steps * seconds_per_step)}" if timed else ""
+
+    parts = []
+    if seeds_needed and seeds_needed > num_seeds:
+        more = (seeds_needed - num_seeds) * runs_per_seed
+        parts.append(f"~{seeds_needed} seeds would decide it at the observed spread ({seeds_needed - num_seeds} more "
+                     f"seeds x {runs_per_seed} runs = {more} runs{takes(more, steps)})")
+    if steps < min_steps:
+        runs = num_seeds * runs_per_seed
+        parts.append(f"at toy scale ({steps:,} steps) the spread says little about longer runs: {runs} runs of "
+                     f"{min_steps:,} steps{takes(runs, min_steps)} (`{command}`)")
+    if parts and timed:
+        parts.append(f"times at these runs' own {short_number(seconds_per_step * steps)} s per {steps:,}-step run")
+    return "; ".join(parts)

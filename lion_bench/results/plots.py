@@ -80,8 +80,8 @@ def _save(plt, figure, axis, path: Path, xlabel: str, title: str) -> Path:
 
 
 def loss_vs_lr(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
-    """Final val loss (mean, 95% CI) against the resolved lr, one line per optimizer and weight decay; Lion's
-    points labelled lr / k against AdamW's best lr; each optimizer's best point ringed; diverged: x."""
+    """Final val loss (mean, each arm's 95% interval) against the resolved lr, one line per optimizer and weight
+    decay; Lion's points labelled with their lr as AdamW's best lr / k; each optimizer's best point ringed; diverged: x."""
     if set(runs["optimizer_family"]) != {"adamw", "lion"}:
         return None
     plt = _pyplot()
@@ -109,12 +109,15 @@ def loss_vs_lr(runs: pd.DataFrame, title: str, path: Path) -> Path | None:
         if optimizer.startswith("lion") and math.isfinite(reference):
             for lr, loss in zip(arms["lr"], mean):
                 if math.isfinite(loss):
-                    axis.annotate(f"/{reference / lr:.3g}", (lr, loss), textcoords="offset points", xytext=(4, 4),
+                    axis.annotate(f"{short_number(reference)}/{reference / lr:.3g}", (lr, loss),
+                                  textcoords="offset points", xytext=(4, 4),
                                   fontsize=8, color=colour)
     axis.set_xscale("log")
     _log_ticks(axis, summary["lr"])
-    _loss_axis(axis, runs, "final val loss, mean and 95% CI")
-    note = " (Lion: /k = AdamW's best lr / k; rings: each line's best on the seeds every arm ran)"
+    _loss_axis(axis, runs, "final val loss (mean, 95% bars)")
+    note = (f" (Lion's points: AdamW's best lr {short_number(reference)} / k; rings: each line's best on the seeds "
+            "every arm ran; bars: each arm's own 95% interval over seeds, as in the arms table; the answer's "
+            "interval of Lion - AdamW is at its own level, in the table)")
     return _save(plt, figure, axis, path, "learning rate (resolved, log scale)", f"{title}{note}")
 
 

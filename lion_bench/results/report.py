@@ -6,6 +6,7 @@ claims.csv and the figures; ``terminal_summary`` is what the command prints."""
 from __future__ import annotations
 
 import math
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from lion_bench.results.claims.base import EXPLORATORY, MEASURED, NOT_JUDGED, PR
 from lion_bench.results.claims.catalogue import CLAIM_BY_KEY, CLAIMS, LARGE_BATCH
 from lion_bench.results.claims.judge import EXPLORATORY_ALPHA, Family
 from lion_bench.results.contexts import describe
-from lion_bench.results.format import count, crossing_interval, interval, level, p_value, plain, short_number
+from lion_bench.results.format import (count, crossing_interval, interval, level, p_value, plain, short_number,
+                                       would_decide)
 from lion_bench.results.plots import Figure, make_plots
 from lion_bench.results.render import render
 from lion_bench.results.stats import (ABOVE, AHEAD_THROUGHOUT, BELOW, CROSSES, INCONCLUSIVE, MIN_SEEDS,
@@ -61,8 +63,30 @@ def answer_text(cell: Cell) -> str:
 
 
 def notes(cell: Cell) -> str:
-    parts = [cell.test.note if cell.test is not None else "", cell.toy, cell.reason]
+    parts = [cell.test.note if cell.test is not None else "", cell.toy, cell.reason, cell.facts.get("would_decide")]
     return "; ".join(part for part in parts if part)
+
+
+# Where runs are toy scale, the run that would decide: Lion tuned vs AdamW tuned has a preset that decides on CPU.
+DECIDING_COMMAND = {"tuned": "lion-bench -m sweep=tuned_decisive"}
+
+
+def advise(families: list[Family], runs: pd.DataFrame, min_steps: int) -> None:
+    """Each inconclusive primary answer gets what would decide it (``facts["would_decide"]``): the seeds at the
+    observed spread and, at toy scale, the length, timed by its own runs' wall time per step."""
+    for cell in (cell for family in families for cell in family.cells):
+        if cell.role != PRIMARY or cell.answer != INCONCLUSIVE:
+            continue
+        mine = runs[runs["source"].isin(cell.sources) & (runs["status"] == "finished")]
+        if not len(mine):
+            continue
+        per_step = (mine["wall_time_s"] / mine["steps"].clip(lower=1)).median()
+        steps = int(mine["planned_steps"].min())
+        command = DECIDING_COMMAND.get(cell.claim.key, f"lion-bench -m sweep={cell.claim.preset} "
+                                                       f"trainer.max_steps={min_steps}")
+        runs_per_seed = int(mine.groupby(["optimizer", "lr_key", "wd_key"]).ngroups)
+        cell.facts["would_decide"] = would_decide(cell.seeds_needed, int(mine["seed"].nunique()), runs_per_seed,
+                                                  float(per_step), steps, min_steps, command)
 
 
 # --- the answer ------------------------------------------------------------------------------------
@@ -372,6 +396,7 @@ def build_report(families: list[Family], runs: pd.DataFrame, curves: pd.DataFram
     """Write every output file under ``out_dir``; returns what it computed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    advise(families, runs, min_steps)
     summary = summarize(runs)
     figures = make_plots(families, runs, curves, out_dir)
     claims = pd.DataFrame([cell.row() for family in families for cell in family.cells])
@@ -448,4 +473,7 @@ def terminal_summary(families: list[Family]) -> list[str]:
             effect = effect_text(cell) if cell.judged else cell.reason
             lines.append(_fit(f"  {name:<26} {what:<14} {effect}"))
             lines.append(_fit(f"  {'':<26} {cell.label}"))
+            if cell.facts.get("would_decide"):
+                lines += textwrap.wrap(f"what would decide it: {cell.facts['would_decide']}", TERMINAL_WIDTH,
+                                       initial_indent="  " + " " * 27, subsequent_indent="  " + " " * 27)
     return lines

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import torch
 
+import lion_bench.schema as schema
 from lion_bench.runs.errors import BadInput
 from lion_bench.tasks.base import TASK_API_VERSION, MemoryNeed, Task
 from lion_bench.tasks.enwik8 import Enwik8Task
@@ -50,7 +51,7 @@ def task_class(name: str) -> type[Task]:
     plugin = plugins().get(name) if isinstance(name, str) else None
     if plugin is None:
         valid = sorted({*TASKS, *(name for name, plugin in plugins().items() if plugin.task_class)})
-        raise BadInput(f"unknown task {name!r}; valid tasks: {', '.join(valid)}")
+        raise BadInput(f"unknown task {name!r}; valid tasks: {', '.join(valid)}; {schema.PLUGIN_TASK_HINT}")
     if plugin.task_class is None:
         raise plugin.error()
     return plugin.task_class

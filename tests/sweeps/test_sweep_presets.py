@@ -35,7 +35,7 @@ GRID_PRESETS = ("lr_grid", "batch_lr_grid")  # these sweep the AdamW reference b
 
 
 def test_every_preset_is_tested_and_documented():
-    assert set(PRESETS) == set(EXPECTED) | {"optuna", "quickstart", "readme_repro"}
+    assert set(PRESETS) == set(EXPECTED) | {"optuna", "quickstart", "readme_repro", "tuned_decisive"}
     for name in PRESETS:
         header = SWEEP_DIR.joinpath(f"{name}.yaml").read_text()
         assert header.startswith("# @package _global_\n# Claim:"), name
@@ -129,6 +129,26 @@ def test_quickstart_runs_each_optimizers_grid_on_the_text_task(tmp_path):
     # AdamW at base.lr x {1/4, 1/2, 1}; Lion at base.lr / {1, 3, 10}: updates 2-4 at AdamW's base lr, a grid each.
     assert sorted(lr for name, lr in lrs if name == "adamw") == pytest.approx([1.25e-3, 2.5e-3, 5e-3])
     assert sorted(lr for name, lr in lrs if name == "lion") == pytest.approx([5e-4, 5e-3 / 3, 5e-3])
+
+
+def test_tuned_decisive_runs_both_grids_on_mlp_at_1000_steps(tmp_path):
+    """The preset that decides on CPU: mlp, 1000 steps, batch 16, 7 seeds, sweep=tuned's grids; composed and run
+    here at 2 steps on one seed and two grid points (its length and seeds are read from the composed config)."""
+    from compose import compose_config
+
+    config = compose_config(["sweep=tuned_decisive"])
+    assert config.task.name == "mlp" and config.trainer.max_steps == 1000 and config.trainer.batch_size == 16
+    assert config.device == "cpu" and config.base.weight_decay == 0
+    assert config.sweep.grid == compose_config(["sweep=tuned"]).sweep.grid
+    result = run_sweep(tmp_path, "sweep=tuned_decisive", "seed=0", "sweep.point=p3,p4", "trainer.max_steps=2",
+                       "trainer.progress=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = trial_records(tmp_path / "sweeps" / "tuned_decisive")
+    lrs = sorted((r["optimizer"], r["hyperparameters"]["lr_divisor"]) for r in records.values())
+    assert lrs == [("adamw", 1), ("adamw", 2), ("lion", 5), ("lion", 10)]
+    assert all(r["task"] == "mlp" and r["status"] == "finished" and r["steps"] == 2 for r in records.values())
+    preset = SWEEP_DIR.joinpath("tuned_decisive.yaml").read_text()
+    assert "seed: 0,1,2,3,4,5,6" in preset  # 7 seeds: each judged at the arm best on the other 6
 
 
 def test_readme_repro_is_the_readme_setting(tmp_path):

@@ -243,3 +243,15 @@ def test_a_broken_plugin_is_silent_until_selected_and_listed_as_broken(site, tmp
     assert listing.value.code == 1
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("broken ")]
     assert "plugin-broken" in line and "BROKEN: LineTask lacks the method(s) loss" in line
+
+
+def test_an_unknown_task_says_how_tasks_of_your_own_are_installed():
+    from lion_bench.config_names import option_problem
+    from lion_bench.runs.errors import BadInput
+    from lion_bench.tasks import task_class
+
+    with pytest.raises(BadInput, match=r"unknown task 'vision'; valid tasks: .*pip install -e examples/diabetes"):
+        task_class("vision")
+    line = option_problem("task", "diabetes", ["image", "mlp", "text"])
+    assert line.startswith("task=diabetes is not an option of task;") and "pip install -e examples/diabetes" in line
+    assert "pip install" not in option_problem("optimizer", "adam", ["adamw", "lion"])
