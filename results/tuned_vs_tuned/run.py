@@ -99,11 +99,28 @@ def arm_overrides(optimizer: str, point: str, weight_decay) -> list[str]:
     return [f"arm={ARMS[optimizer]}", f"sweep.point={point}", *decay]
 
 
+def extend_decay(part: str, setting: list[str], optimizer: str, point: str, workers: int, deadline: float) -> bool:
+    """The protocol's amendment of 2026-12-07: a best weight decay at the top of the grid is an edge, so the next
+    (x3, at most twice) runs on the selection seeds at the same lr; False when the deadline stopped it."""
+    tried = list(WEIGHT_DECAYS[optimizer])
+    for _ in range(2):
+        _, weight_decay, _ = chosen(part, optimizer)
+        if weight_decay < tried[-1]:
+            return True
+        tried.append(round(tried[-1] * 3, 6))
+        print(f"  {part} {optimizer}: best weight decay {weight_decay:g} is its grid's largest: adding {tried[-1]:g}",
+              flush=True)
+        if not sweep(part, setting, [*arm_overrides(optimizer, point, tried[-1]), seeds(SELECTION)], workers,
+                     deadline):
+            return False
+    return True
+
+
 def run_part(part: str, setting: list[str], workers: int, deadline: float) -> bool:
     # A: the lr grids at weight decay 0.
     if not sweep(part, setting, ["base.weight_decay=0", seeds(SELECTION)], workers, deadline):
         return False
-    # B: two weight decays at each optimizer's best lr.
+    # B: two weight decays at each optimizer's best lr, then outward while the best is the largest tried.
     for optimizer in ("adamw", "lion"):
         if chosen(part, optimizer) is None:
             print(f"  {part} {optimizer}: no arm ran on every selection seed; see the trials' traceback.txt", flush=True)
@@ -112,6 +129,8 @@ def run_part(part: str, setting: list[str], workers: int, deadline: float) -> bo
         values = ",".join(map(str, WEIGHT_DECAYS[optimizer]))
         print(f"  {part} {optimizer}: best lr {lr:.3g} ({point}) at weight decay 0", flush=True)
         if not sweep(part, setting, [*arm_overrides(optimizer, point, values), seeds(SELECTION)], workers, deadline):
+            return False
+        if not extend_decay(part, setting, optimizer, point, workers, deadline):
             return False
     # C: each optimizer's best arm on the answer seeds.
     for optimizer in ("adamw", "lion"):
