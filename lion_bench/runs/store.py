@@ -171,8 +171,9 @@ def set_aside_odd_entries(run_dir: Path, files: tuple[str, ...] = (), directorie
 def prepare_run_dir(run_dir: Path, hydra_files: tuple[str, ...] = ()) -> None:
     """Make ``run_dir`` usable as a directory before anything creates it: whatever is at its path
     and is not a directory (a file, a symbolic link, a FIFO), and, inside it, a ``.hydra`` that is not
-    a directory or ``hydra_files`` there that are not regular files, is set aside with a warning.
-    Never raises: what it cannot fix, the run reports."""
+    a directory or ``hydra_files`` there that are not regular files, is set aside with a warning; the
+    ``hydra_files`` that are there are kept (``keep_hydra_files``). Never raises: what it cannot fix, the
+    run reports."""
     run_dir = Path(run_dir)
     try:
         set_aside_odd_entries(run_dir.parent, directories=(run_dir.name,))
@@ -180,6 +181,53 @@ def prepare_run_dir(run_dir: Path, hydra_files: tuple[str, ...] = ()) -> None:
         set_aside_odd_entries(run_dir / ".hydra", files=hydra_files)
     except OSError:
         pass
+    keep_hydra_files(run_dir, hydra_files)
+
+
+# Hydra writes its copy of a job's config (.hydra/config.yaml, hydra.yaml, overrides.yaml) before the job
+# function runs, so also for a trial the attempt then skips (done, or busy in another process). What was
+# there is kept in memory when Hydra names the directory (``keep_hydra_files``, from prepare_run_dir) and put
+# back when the attempt does not train (``put_back_hydra_files``): a rerun leaves a done trial as it was.
+# Exact for one process per sweep directory; where several share one and reach the same trial within
+# milliseconds, one of them may keep another's copy and the trial ends with a rerun's copy (as before).
+_KEPT_HYDRA_FILES: dict[str, dict[str, bytes]] = {}
+
+
+def keep_hydra_files(run_dir: Path, names: tuple[str, ...]) -> None:
+    """Keep the contents of ``run_dir/.hydra/<name>`` (the regular files among ``names``) until the
+    attempt at the trial says whether it trains. The first call for a directory counts: Hydra may resolve
+    the directory's name again after it has written there."""
+    key = os.path.abspath(run_dir)
+    if key in _KEPT_HYDRA_FILES:
+        return
+    kept = {}
+    for name in names:
+        path = Path(run_dir) / ".hydra" / name
+        try:
+            if path.is_file() and not path.is_symlink():
+                kept[name] = path.read_bytes()
+        except OSError:
+            pass
+    _KEPT_HYDRA_FILES[key] = kept
+
+
+def put_back_hydra_files(run_dir: Path) -> None:
+    """The attempt does not train: the .hydra files kept for ``run_dir`` go back (atomically) in place of
+    the ones Hydra wrote for this attempt. A file that was not there before stays: another process may
+    have written it since (the trial's first attempt), so nothing is deleted."""
+    for name, content in _KEPT_HYDRA_FILES.pop(os.path.abspath(run_dir), {}).items():
+        path = Path(run_dir) / ".hydra" / name
+        try:
+            if not path.is_symlink() and (not path.exists() or path.read_bytes() != content):
+                atomic_write(path, lambda handle, content=content: handle.write(content), mode="wb")
+        except OSError as error:
+            warnings.warn(f"{path}: Hydra's copy of this attempt's config could not be replaced by the trial's "
+                          f"own ({error.strerror or error})", stacklevel=2)
+
+
+def forget_hydra_files(run_dir: Path) -> None:
+    """The attempt trains: the .hydra files Hydra wrote for it are the trial's now."""
+    _KEPT_HYDRA_FILES.pop(os.path.abspath(run_dir), None)
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:

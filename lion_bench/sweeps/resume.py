@@ -22,6 +22,10 @@ aside, with the files of that run beside it (``run.json.trial_<its id>``, ...) a
 both ids, and the trial runs. A checkpoint of another trial is set aside the same way and the trial
 starts from step 0.
 
+An attempt that does not train (done, or busy) leaves the trial's ``.hydra`` files as they were: Hydra
+rewrites them for every job before the job runs, so what was there is kept when Hydra names the directory
+and put back (``runs.store.put_back_hydra_files``; exact for one process per sweep directory).
+
 Each attempt appends one line to the trial's ``attempts.jsonl`` ({"outcome", "at", "sweep_run"});
 the sweep's closing summary (``callbacks.SweepSummary``) counts its own sweep run's attempts.
 """
@@ -50,6 +54,8 @@ from lion_bench.runs.store import (
     METRICS_FILE,
     RUN_FILE,
     TRACEBACK_FILE,
+    forget_hydra_files,
+    put_back_hydra_files,
     read_json_lines,
     read_record,
     remove_stale_temp_files,
@@ -215,6 +221,7 @@ class Attempt:
         self.lock = claim_trial(self.run_dir)
         if self.lock is None:
             self.outcome = Outcome.BUSY
+            put_back_hydra_files(self.run_dir)
             return False
         try:
             done = skip_if_done(self.run_dir, trial_id_of(self.cfg))
@@ -222,8 +229,10 @@ class Attempt:
             self.release()
             raise
         if done is None:
+            forget_hydra_files(self.run_dir)
             return True
         self.outcome, self.objective = Outcome.SKIPPED, done
+        put_back_hydra_files(self.run_dir)
         self.release()
         return False
 

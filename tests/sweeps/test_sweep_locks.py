@@ -12,7 +12,9 @@ from filelock import FileLock
 
 from sweep_cli import FAST, run_sweep, trial_records
 
+from lion_bench.runs.store import prepare_run_dir
 from lion_bench.sweeps.resume import LOCK_FILE, read_attempts, run_trial
+from lion_bench.trial_dir import HYDRA_FILES
 
 
 def test_the_same_sweep_twice_at_once_trains_every_trial_once(tmp_path):
@@ -52,9 +54,16 @@ def test_a_trial_whose_lock_is_held_is_skipped_as_busy(tmp_path, make_config, ca
         calls.append(1)
         raise RuntimeError("ran")
 
+    # The holder's .hydra files, kept when Hydra named the directory; Hydra then wrote this job's over them.
+    hydra = tmp_path / ".hydra"
+    hydra.mkdir()
+    (hydra / "overrides.yaml").write_text("- the holder's overrides\n")
+    prepare_run_dir(tmp_path, HYDRA_FILES)
+    (hydra / "overrides.yaml").write_text("- this job's overrides\n")
     # An OS file lock (flock) held through another open file, as another process holds it.
     with FileLock(str(tmp_path / LOCK_FILE)):
         value = run_trial(cfg, tmp_path, run)
+    assert (hydra / "overrides.yaml").read_text() == "- the holder's overrides\n"
     assert value != value and calls == []  # NaN: no result from this process
     assert f"busy: {tmp_path.name} is trained by another process; skipped here" in capsys.readouterr().out
     assert [attempt["outcome"] for attempt in read_attempts(tmp_path)] == ["busy"]
@@ -62,6 +71,20 @@ def test_a_trial_whose_lock_is_held_is_skipped_as_busy(tmp_path, make_config, ca
     # Once the lock is free (its holder ended), the trial runs.
     run_trial(cfg, tmp_path, run)
     assert calls == [1] and read_attempts(tmp_path)[-1]["outcome"] == "failed"
+
+
+def test_a_rerun_leaves_a_done_trial_s_hydra_files_as_they_were(tmp_path):
+    """Hydra writes each job's .hydra files before the job runs; a trial the rerun skips keeps those of the
+    attempt that trained it, though the rerun's differ (one more override, outside the trial's identity)."""
+    assert run_sweep(tmp_path, "seed=0", *FAST).returncode == 0
+    (trial,) = [path.parent for path in (tmp_path / "sweeps" / "multirun").glob("*/run.json")]
+    before = {path.name: path.read_bytes() for path in (trial / ".hydra").iterdir()}
+    assert sorted(before) == sorted(HYDRA_FILES)
+    rerun = run_sweep(tmp_path, "seed=0", *FAST, "trainer.checkpoint_every=7")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"skipped {trial.name}: already finished" in rerun.stdout
+    assert {path.name: path.read_bytes() for path in (trial / ".hydra").iterdir()} == before
+    assert [attempt["outcome"] for attempt in read_attempts(trial)] == ["finished", "skipped"]
 
 
 def test_names_that_would_escape_stay_inside_the_sweep_directory(tmp_path):
